@@ -14,4 +14,3 @@ if os.path.isdir(os.path.join(_COLLECTIONS, "ansible_collections")) and _COLLECT
     sys.path.insert(0, _COLLECTIONS)
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
-SHARED_FIXTURES = os.path.abspath(os.path.join(_REPO, "..", "shared", "fixtures"))
