@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# The lab: two systemd "Spark nodes" (spark-2959, spark-ba63) as podman containers on networks that
+# this script creates and removes. LAB ONLY: never point anything here at real machines.
+#
+#   lab/lab.sh up            build the image if needed (cached), create networks and nodes, wait for SSH
+#   lab/lab.sh down          remove exactly what `up` created (nodes, networks, .lab state); keeps the image
+#   lab/lab.sh down --image  ... and the cached image too
+#   lab/lab.sh require       exit non-zero unless the lab networks exist and route the lab addresses locally
+#   lab/lab.sh status        nodes, networks, carrier of each fabric cable
+#   lab/lab.sh restart NODE  restart a node container (a reboot): fabric NICs come back at MTU 1500, unaddressed
+#                            unless the node persisted its configuration
+#   lab/lab.sh cable PORT plug|unplug   PORT is port0 or port1: carrier on/off on both halves, both nodes
+#   lab/lab.sh exec NODE CMD...         run a command as root inside a node (podman exec)
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LAB_DIR=$REPO/lab
+STATE=${LAB_STATE_DIR:-$REPO/.lab}
+export CONTAINERS_CONF=$LAB_DIR/containers.conf
+PREFIX=dgxlab
+LAN_NET=$PREFIX-lan
+LAN_SUBNET=192.168.86.0/24
+LAN_GATEWAY=192.168.86.1
+NODES=(spark-2959 spark-ba63)
+declare -A NODE_IP=([spark-2959]=192.168.86.38 [spark-ba63]=192.168.86.39)
+declare -A NODE_MAC=([spark-2959]=4c:bb:47:2e:29:59 [spark-ba63]=4c:bb:47:2c:ba:63)
+# One internal network per cable half. Port 1 is cabled (carrier), port 0 is not, as on a one-cable pair.
+FABRIC_NETS=(p1a p1b p0a p0b)
+declare -A FABRIC_IF=([p1a]=enp1s0f1np1 [p1b]=enP2p1s0f1np1 [p0a]=enp1s0f0np0 [p0b]=enP2p1s0f0np0)
+declare -A PORT_NETS=([port1]="p1a p1b" [port0]="p0a p0b")
+
+log() { printf '[lab] %s\n' "$*" >&2; }
+die() { printf '[lab] ERROR: %s\n' "$*" >&2; exit 1; }
+
+image_tag() {
+    local sum
+    sum=$(cat "$LAB_DIR"/image/* | sha256sum | cut -c1-12)
+    echo "localhost/dgx-spark-lab:$sum"
+}
+
+apt_mirror() {
+    # The machine's own apt configuration names the mirror; nothing is written into the repo.
+    local uri
+    uri=$(grep -h -E '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | grep -v security | head -n1 || true)
+    [ -n "$uri" ] || uri=$(grep -h -E '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}' | grep -v security | head -n1 || true)
+    [ -n "$uri" ] || die "no Debian mirror found in this machine's apt configuration"
+    echo "$uri"
+}
+
+build_image() {
+    local tag rootfs started
+    tag=$(image_tag)
+    if podman image exists "$tag"; then
+        log "image $tag is cached"
+        return
+    fi
+    started=$(date +%s)
+    command -v debootstrap >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
+    rootfs=$(mktemp -d /var/tmp/dgxlab-rootfs.XXXXXX)
+    trap 'rm -rf "$rootfs"' RETURN
+    log "debootstrap bookworm into $rootfs (about a minute)"
+    debootstrap --variant=minbase --include="$(paste -sd, "$LAB_DIR/image/packages.txt")" \
+        bookworm "$rootfs" "$(apt_mirror)" >"$STATE/debootstrap.log" 2>&1 \
+        || { tail -n 30 "$STATE/debootstrap.log" >&2; die "debootstrap failed"; }
+    install -m 0755 "$LAB_DIR/image/nic-reset.sh" "$rootfs/usr/local/sbin/lab-nic-reset"
+    install -m 0755 "$LAB_DIR/image/netplan-standin" "$rootfs/usr/sbin/netplan"
+    install -d -m 0755 "$rootfs/etc/netplan" "$rootfs/srv/standin-apt"
+    sh "$LAB_DIR/image/lab-units.sh" "$rootfs"
+    chroot "$rootfs" /bin/sh -eu <<'CHROOT'
+: > /etc/machine-id
+systemctl mask getty.target systemd-logind.service console-getty.service systemd-resolved.service >/dev/null 2>&1 || true
+systemctl enable ssh lab-nic-reset.service netplan-standin.service >/dev/null
+useradd -m -s /bin/bash spark
+install -d -m 0700 -o spark -g spark /home/spark/.ssh
+echo 'spark ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/spark
+chmod 0440 /etc/sudoers.d/spark
+printf 'UseDNS no\nPasswordAuthentication no\n' > /etc/ssh/sshd_config.d/lab.conf
+# Nodes reach no package mirror: their only apt source is the lab's local repository of stand-ins.
+rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*
+echo 'deb [trusted=yes] file:/srv/standin-apt ./' > /etc/apt/sources.list.d/standin.list
+apt-get clean
+rm -rf /var/lib/apt/lists/*
+CHROOT
+    tar -C "$rootfs" -c . | podman import --change 'CMD=["/sbin/init"]' --change 'STOPSIGNAL=SIGRTMIN+3' - "$tag" >/dev/null
+    # Keep only the current image of the lab.
+    podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/dgx-spark-lab:' | grep -v -x "$tag" \
+        | xargs -r podman rmi -f >/dev/null 2>&1 || true
+    log "built $tag in $(( $(date +%s) - started )) s"
+}
+
+lan_bridge() {
+    podman network inspect "$LAN_NET" --format '{{.NetworkInterface}}' 2>/dev/null
+}
+
+require() {
+    # With the lab down, 192.168.86.x would route out of this machine: refuse before connecting.
+    local bridge dev ip
+    podman network exists "$LAN_NET" || die "lab network $LAN_NET does not exist: run lab/lab.sh up"
+    bridge=$(lan_bridge)
+    for ip in "${NODE_IP[@]}"; do
+        dev=$(ip -o route get "$ip" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p')
+        [ "$dev" = "$bridge" ] || die "$ip does not route through the lab bridge $bridge (got '${dev:-none}'): run lab/lab.sh up"
+    done
+}
+
+create_networks() {
+    if ! podman network exists "$LAN_NET"; then
+        podman network create --internal --disable-dns --subnet "$LAN_SUBNET" --gateway "$LAN_GATEWAY" "$LAN_NET" >/dev/null
+    fi
+    local n
+    for n in "${FABRIC_NETS[@]}"; do
+        podman network exists "$PREFIX-$n" \
+            || podman network create --internal --disable-dns --ipam-driver none -o mtu=9000 "$PREFIX-$n" >/dev/null
+    done
+}
+
+host_veth() {
+    # The host-side peer of a node's interface: its ifindex is the node interface's iflink.
+    local node=$1 ifname=$2 idx
+    idx=$(podman exec "$node" cat "/sys/class/net/$ifname/iflink")
+    ip -o link show | awk -F': ' -v i="$idx" '$1 == i {sub(/@.*/, "", $2); print $2}'
+}
+
+apply_cables() {
+    local port state n node veth
+    for port in port0 port1; do
+        state=plug
+        [ -f "$STATE/cable-$port" ] && state=$(cat "$STATE/cable-$port")
+        [ "$port" = port0 ] && [ ! -f "$STATE/cable-$port" ] && state=unplug
+        for n in ${PORT_NETS[$port]}; do
+            for node in "${NODES[@]}"; do
+                podman container exists "$node" || continue
+                [ "$(podman inspect -f '{{.State.Running}}' "$node")" = true ] || continue
+                veth=$(host_veth "$node" "${FABRIC_IF[$n]}")
+                [ -n "$veth" ] || die "no host veth for $node ${FABRIC_IF[$n]}"
+                if [ "$state" = plug ]; then ip link set "$veth" up; else ip link set "$veth" down; fi
+            done
+        done
+    done
+}
+
+start_node() {
+    local node=$1 tag=$2 args n
+    if podman container exists "$node"; then
+        if [ "$(podman inspect -f '{{.ImageName}}' "$node")" != "$tag" ]; then
+            log "$node runs an older image: recreating it"
+            podman rm -f --ignore -t 0 "$node" >/dev/null
+        fi
+    fi
+    if podman container exists "$node"; then
+        [ "$(podman inspect -f '{{.State.Running}}' "$node")" = true ] || podman start "$node" >/dev/null
+        return
+    fi
+    args=(--network "$LAN_NET:ip=${NODE_IP[$node]},mac=${NODE_MAC[$node]},interface_name=enP7s7")
+    for n in "${FABRIC_NETS[@]}"; do
+        args+=(--network "$PREFIX-$n:interface_name=${FABRIC_IF[$n]}")
+    done
+    podman run -d --name "$node" --hostname "$node" --privileged --systemd=always \
+        --label dgxlab=1 "${args[@]}" \
+        -v "$STATE/authorized_keys:/home/spark/.ssh/authorized_keys:ro" \
+        -v "$STATE/apt:/srv/standin-apt:ro" \
+        "$tag" /sbin/init >/dev/null
+}
+
+wait_ssh() {
+    local node deadline
+    deadline=$(( $(date +%s) + 60 ))
+    for node in "${NODES[@]}"; do
+        until ssh -q -i "$STATE/id_ed25519" -o BatchMode=yes -o StrictHostKeyChecking=no \
+                -o UserKnownHostsFile=/dev/null -o ConnectTimeout=2 "spark@${NODE_IP[$node]}" true 2>/dev/null; do
+            [ "$(date +%s)" -lt "$deadline" ] || die "$node did not answer SSH within 60 s"
+            sleep 0.5
+        done
+    done
+}
+
+build_apt_repo() {
+    # The stand-in Kubernetes packages (kubeadm, kubelet, cri-tools) the nodes install from, like
+    # real nodes install from their Kubernetes package repository. See tests/standin/README.md.
+    if [ -x "$REPO/tests/standin/build-debs.sh" ]; then
+        "$REPO/tests/standin/build-debs.sh" "$STATE/apt" >"$STATE/build-debs.log" 2>&1 \
+            || { cat "$STATE/build-debs.log" >&2; die "building the stand-in packages failed"; }
+    fi
+}
+
+up() {
+    local started tag node
+    started=$(date +%s)
+    mkdir -p "$STATE/apt"
+    [ -f "$STATE/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C dgxlab -f "$STATE/id_ed25519"
+    cp "$STATE/id_ed25519.pub" "$STATE/authorized_keys"
+    chmod 0644 "$STATE/authorized_keys"
+    build_image
+    build_apt_repo
+    tag=$(image_tag)
+    create_networks
+    for node in "${NODES[@]}"; do start_node "$node" "$tag"; done
+    apply_cables
+    require
+    wait_ssh
+    log "lab up in $(( $(date +%s) - started )) s: ${NODES[*]} on $LAN_NET ($LAN_SUBNET)"
+}
+
+down() {
+    podman rm -f --ignore -t 0 "${NODES[@]}" >/dev/null
+    local n
+    for n in "$LAN_NET" "${FABRIC_NETS[@]/#/$PREFIX-}"; do
+        podman network rm -f "$n" >/dev/null 2>&1 || true
+    done
+    rm -rf "$STATE"
+    if [ "${1:-}" = --image ]; then
+        podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/dgx-spark-lab:' | xargs -r podman rmi -f >/dev/null
+    fi
+    log "lab removed"
+}
+
+status() {
+    local node n
+    for node in "${NODES[@]}"; do
+        printf '%-12s %s\n' "$node" "$(podman inspect -f '{{.State.Status}}' "$node" 2>/dev/null || echo absent)"
+    done
+    for n in "$LAN_NET" "${FABRIC_NETS[@]/#/$PREFIX-}"; do
+        printf '%-12s %s\n' "$n" "$(podman network exists "$n" && echo present || echo absent)"
+    done
+    for n in port0 port1; do printf '%-12s %s\n' "$n" "$(cat "$STATE/cable-$n" 2>/dev/null || { [ $n = port0 ] && echo unplug || echo plug; })"; done
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+    up) up ;;
+    down) down "${1:-}" ;;
+    require) require ;;
+    image) mkdir -p "$STATE"; build_image ;;
+    status) status ;;
+    restart)
+        [ -n "${1:-}" ] || die "usage: lab.sh restart NODE"
+        podman restart -t 10 "$1" >/dev/null
+        apply_cables
+        wait_ssh
+        ;;
+    cable)
+        [[ "${1:-}" =~ ^port[01]$ && "${2:-}" =~ ^(plug|unplug)$ ]] || die "usage: lab.sh cable port0|port1 plug|unplug"
+        echo "$2" > "$STATE/cable-$1"
+        apply_cables
+        ;;
+    exec) node=$1; shift; podman exec "$node" "$@" ;;
+    *) sed -n '2,14p' "$0"; exit 2 ;;
+esac
