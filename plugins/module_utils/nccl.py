@@ -578,6 +578,13 @@ def _fmt_gbs(value):
     return "?" if value is None else "%.2f" % value
 
 
+def _fmt_limit(value):
+    """A threshold as given: 20.0 -> '20.00', 21.875 -> '21.875'."""
+    if value is None:
+        return "?"
+    return "%.2f" % value if round(value, 2) == value else "%g" % value
+
+
 def row_busbw(row):
     """The better of out-of-place and in-place bus bandwidth for one size."""
     values = [row.get(p, {}).get("busbw_gbs") for p in ("out_of_place", "in_place")]
@@ -685,13 +692,13 @@ def judge(
         if avg < min_avg_busbw_gbs:
             failures.append(
                 "average bus bandwidth %s GB/s is below the minimum %s GB/s (%s of the %s GB/s line rate)"
-                % (_fmt_gbs(avg), _fmt_gbs(min_avg_busbw_gbs), _pct(ratio), _fmt_gbs(line_rate_gbs))
+                % (_fmt_gbs(avg), _fmt_limit(min_avg_busbw_gbs), _pct(ratio), _fmt_limit(line_rate_gbs))
             )
         elif warn_avg_busbw_gbs and avg < warn_avg_busbw_gbs:
             notes.append(
                 "average bus bandwidth %s GB/s passes the %s GB/s minimum but is below the %s GB/s warning "
-                "line NVIDIA uses for two Sparks" % (_fmt_gbs(avg), _fmt_gbs(min_avg_busbw_gbs),
-                                                     _fmt_gbs(warn_avg_busbw_gbs))
+                "line NVIDIA uses for two Sparks" % (_fmt_gbs(avg), _fmt_limit(min_avg_busbw_gbs),
+                                                     _fmt_limit(warn_avg_busbw_gbs))
             )
 
     if parsed.get("warnings"):
@@ -736,7 +743,7 @@ def summary_lines(parsed, judgement, binary, min_avg_busbw_gbs=DEFAULT_MIN_AVG_B
     lines.append(
         "nccl_test %s: %s  avg busbw %s GB/s (minimum %s, %s of %s GB/s line rate)"
         % (parsed.get("collective") or binary, verdict, _fmt_gbs(parsed.get("avg_busbw_gbs")),
-           _fmt_gbs(min_avg_busbw_gbs), _pct(judgement.get("line_rate_ratio")), _fmt_gbs(line_rate_gbs))
+           _fmt_limit(min_avg_busbw_gbs), _pct(judgement.get("line_rate_ratio")), _fmt_limit(line_rate_gbs))
     )
     ranks = parsed.get("ranks") or []
     hosts = []

@@ -23,7 +23,7 @@ description:
   - Optionally measures RDMA write bandwidth with C(ib_write_bw) between this node and a peer, one device
     after the other. The same task runs on both nodes at once, one with O(bandwidth_role=server) and one
     with O(bandwidth_role=client).
-  - Never changes the system; RV(ignore:changed) is always false.
+  - Never changes the system; C(changed) is always false.
   - Returns NCCL settings (C(NCCL_IB_HCA), C(NCCL_IB_GID_INDEX), C(NCCL_SOCKET_IFNAME)) for the healthy
     devices of this node.
 author:
@@ -235,7 +235,7 @@ devices:
       type: str
       sample: 10.10.10.1
     gid_index:
-      description: Index of the RoCE v2 GID that carries O(devices[].ipv4), or null.
+      description: Index of the RoCE v2 GID that carries RV(devices[].ipv4), or null.
       type: int
       sample: 3
     gid:
@@ -271,7 +271,7 @@ nccl_env:
     - C(NCCL_IB_HCA) and C(NCCL_SOCKET_IFNAME) use NCCL's exact-match form (leading C(=)).
     - C(NCCL_IB_GID_INDEX) is set only when all healthy devices use the same RoCE v2 GID index; otherwise
       C(NCCL_IB_ROCE_VERSION_NUM=2) and C(NCCL_IB_ADDR_FAMILY=AF_INET) let NCCL choose per device, and a
-      warning says so. The index is per node and can drift: never copy one node's value to the other.
+      warning says so. The index is per node and can drift, so never copy one node's value to the other.
   returned: always
   type: dict
   sample: {"NCCL_IB_HCA": "=rocep1s0f1,roceP2p1s0f1", "NCCL_IB_GID_INDEX": "3",

@@ -1,0 +1,763 @@
+# -*- coding: utf-8 -*-
+# Copyright: dgx_spark.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure core of dgx_spark.cluster.fabric_ip: state in, actions out.
+
+Parses ``ip -j addr show`` / ``ip -j -d link show`` / ``ip -j route show``, validates the requested ports,
+chooses one interface per port (first candidate with carrier), plans the runtime changes (link, addresses,
+connected route) and the persisted file (netplan YAML or NetworkManager keyfile), and renders diffs.
+
+No Ansible imports and no I/O: the module gathers the state, calls these functions and runs the actions.
+Every ``argv`` in an action is an ``ip`` argument list without the binary.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import json
+import re
+import uuid
+
+MTU_MIN = 68  # smallest IPv4 MTU (RFC 791); Linux refuses less on an interface with IPv4 addresses
+MTU_MAX = 9216  # largest jumbo frame common to data-centre switches; ConnectX-7 itself accepts up to 9978
+
+NETPLAN_FILE = "/etc/netplan/40-dgx-spark-fabric.yaml"
+NM_DIR = "/etc/NetworkManager/system-connections"
+NM_PREFIX = "dgx-spark-fabric-"
+NM_SUFFIX = ".nmconnection"
+FILE_MODE = 0o600
+HEADER = "# Managed by dgx_spark.cluster.fabric_ip (Ansible). Local changes are overwritten."
+_UUID_NAMESPACE = uuid.UUID("6f0e2b5c-4a8d-5d6e-9c3b-8f1a2d7e4b90")  # fixed: keyfile UUIDs stay stable per interface
+
+# Linux netdev names: at most 15 bytes, no '/', ':' or white space.  We also require a leading letter so that the
+# name is a plain YAML key in the netplan file.
+IFNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
+_YAML_SPECIAL = frozenset(["y", "n", "yes", "no", "on", "off", "true", "false", "null"])
+
+
+class FabricError(Exception):
+    """Bad input or an impossible request; the message is meant for the user as is."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# parsers
+# --------------------------------------------------------------------------------------------------------------
+
+def parse_ip_json(text, what="ip -j output"):
+    """Parse the JSON array printed by ``ip -j ...``; empty output is an empty list."""
+    text = (text or "").strip()
+    if not text:
+        return []
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise FabricError("cannot parse %s as JSON: %s" % (what, exc))
+    if not isinstance(data, list):
+        raise FabricError("%s is not a JSON list" % what)
+    return data
+
+
+def carrier_from_flags(flags):
+    """True/False from the link flags, or None when the link is administratively down (carrier unreadable)."""
+    flags = flags or []
+    if "UP" not in flags:
+        return None
+    return "LOWER_UP" in flags
+
+
+def parse_interfaces(addr_json, link_json=None):
+    """Build ``{ifname: iface}`` from ``ip -j addr show`` (and optionally ``ip -j -d link show``) output.
+
+    iface: name, ifindex, mtu, min_mtu, max_mtu, flags, admin_up, carrier, operstate, kind and
+    ``addrs`` (list of dicts family/local/prefixlen/noprefixroute, in kernel order).
+    """
+    interfaces = {}
+    for entry in parse_ip_json(addr_json, "ip -j addr show") if not isinstance(addr_json, list) else addr_json:
+        name = entry.get("ifname")
+        if not name:
+            continue
+        flags = list(entry.get("flags") or [])
+        addrs = []
+        for info in entry.get("addr_info") or []:
+            if info.get("family") not in ("inet", "inet6") or "local" not in info:
+                continue
+            addrs.append({
+                "family": info["family"],
+                "local": info["local"],
+                "prefixlen": int(info.get("prefixlen", 32 if info["family"] == "inet" else 128)),
+                "noprefixroute": bool(info.get("noprefixroute", False)),
+            })
+        interfaces[name] = {
+            "name": name,
+            "ifindex": entry.get("ifindex"),
+            "mtu": entry.get("mtu"),
+            "min_mtu": None,
+            "max_mtu": None,
+            "flags": flags,
+            "admin_up": "UP" in flags,
+            "carrier": carrier_from_flags(flags),
+            "operstate": entry.get("operstate", "UNKNOWN"),
+            "kind": None,
+            "addrs": addrs,
+        }
+    links = link_json if isinstance(link_json, list) else parse_ip_json(link_json, "ip -j link show")
+    for entry in links:
+        name = entry.get("ifname")
+        if not name:
+            continue
+        iface = interfaces.setdefault(name, {
+            "name": name, "ifindex": entry.get("ifindex"), "addrs": [], "kind": None,
+            "min_mtu": None, "max_mtu": None,
+        })
+        flags = list(entry.get("flags") or [])
+        iface.update({
+            "mtu": entry.get("mtu"),
+            "flags": flags,
+            "admin_up": "UP" in flags,
+            "carrier": carrier_from_flags(flags),
+            "operstate": entry.get("operstate", "UNKNOWN"),
+        })
+        # min_mtu/max_mtu only with -d; 0 means "no limit reported" (loopback).
+        if entry.get("max_mtu"):
+            iface["max_mtu"] = int(entry["max_mtu"])
+        if entry.get("min_mtu"):
+            iface["min_mtu"] = int(entry["min_mtu"])
+        kind = (entry.get("linkinfo") or {}).get("info_kind")
+        if kind:
+            iface["kind"] = kind
+    return interfaces
+
+
+def parse_routes(route_json):
+    """``ip -j route show`` -> list of dicts dst/dev/protocol/scope/prefsrc/flags (main table)."""
+    routes = []
+    for entry in route_json if isinstance(route_json, list) else parse_ip_json(route_json, "ip -j route show"):
+        routes.append({
+            "dst": entry.get("dst"),
+            "dev": entry.get("dev"),
+            "protocol": entry.get("protocol"),
+            "scope": entry.get("scope"),
+            "prefsrc": entry.get("prefsrc"),
+            "flags": list(entry.get("flags") or []),
+        })
+    return routes
+
+
+def parse_sysfs_speed(text):
+    """/sys/class/net/<if>/speed -> Mb/s, or None when unknown (-1, unsigned -1, empty, garbage)."""
+    try:
+        value = int((text or "").strip())
+    except ValueError:
+        return None
+    if value <= 0 or value >= 4294967295:
+        return None
+    return value
+
+
+_ETHTOOL_SPEED = re.compile(r"^\s*Speed:\s*(\S+)", re.MULTILINE)
+
+
+def parse_ethtool_speed(text):
+    """``ethtool <if>`` -> Mb/s from the first 'Speed: 200000Mb/s' line, None for 'Unknown!' or no line."""
+    match = _ETHTOOL_SPEED.search(text or "")
+    if not match:
+        return None
+    num = re.match(r"^(\d+)Mb/s$", match.group(1))
+    return int(num.group(1)) if num else None
+
+
+def mgmt_from_ssh_connection(value):
+    """Server address (third field) of SSH_CONNECTION 'client_ip client_port server_ip server_port', or None."""
+    fields = (value or "").split()
+    if len(fields) != 4:
+        return None
+    addr = fields[2].split("%", 1)[0]
+    try:
+        return str(ipaddress.ip_address(addr))
+    except ValueError:
+        return None
+
+
+def find_address_holders(interfaces, ip):
+    """Names of the interfaces holding ``ip`` (any prefix), sorted."""
+    return sorted(name for name, iface in interfaces.items() if any(a["local"] == ip for a in iface["addrs"]))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# input validation
+# --------------------------------------------------------------------------------------------------------------
+
+def _yaml_key(name):
+    return '"%s"' % name if name.lower() in _YAML_SPECIAL else name
+
+
+def parse_cidr(text):
+    """Validate one fabric address 'A.B.C.D/N'; return (ip, prefixlen, network) or raise FabricError."""
+    if not isinstance(text, str) or "/" not in text:
+        raise FabricError("address %r must be an IPv4 address with a prefix length, e.g. 10.10.10.1/24" % (text,))
+    try:
+        iface = ipaddress.ip_interface(text.strip())
+    except ValueError as exc:
+        raise FabricError("address %r is not a valid CIDR: %s" % (text, exc))
+    if iface.version != 4:
+        raise FabricError("address %r: only IPv4 fabric addresses are supported (RoCE v2 IPv4 GIDs)" % text)
+    ip, net = iface.ip, iface.network
+    prefix = net.prefixlen
+    if prefix == 0 or prefix == 32:
+        raise FabricError("address %r: prefix /%d leaves no connected network for the peer; use /1../31" % (text, prefix))
+    if ip.is_loopback or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+        raise FabricError("address %r is a loopback/multicast/unspecified/reserved address" % text)
+    if prefix <= 30 and ip == net.network_address:
+        raise FabricError("address %r is the network address of %s; use a host address such as %s/%d"
+                          % (text, net, net.network_address + 1, prefix))
+    if prefix <= 30 and ip == net.broadcast_address:
+        raise FabricError("address %r is the broadcast address of %s; use a host address such as %s/%d"
+                          % (text, net, net.broadcast_address - 1, prefix))
+    return str(ip), prefix, str(net)
+
+
+def validate_mtu(mtu):
+    if not isinstance(mtu, int) or isinstance(mtu, bool) or mtu < MTU_MIN or mtu > MTU_MAX:
+        raise FabricError("mtu %r is outside %d..%d (IPv4 minimum .. largest common jumbo frame)"
+                          % (mtu, MTU_MIN, MTU_MAX))
+    return mtu
+
+
+def normalize_ports(ports, state="present"):
+    """Validate ``ports``; return a list of dicts address/ip/prefixlen/network/candidates. Raise on any error."""
+    errors = []
+    result = []
+    if not ports:
+        raise FabricError("ports must list at least one {candidates, address}")
+    seen_ip = {}
+    for index, port in enumerate(ports):
+        label = "ports[%d]" % index
+        if not isinstance(port, dict):
+            errors.append("%s must be a dict with candidates and address" % label)
+            continue
+        candidates = port.get("candidates") or []
+        if isinstance(candidates, str):
+            candidates = [candidates]
+        if not candidates:
+            errors.append("%s: candidates must name at least one interface" % label)
+        bad = [c for c in candidates if not isinstance(c, str) or not IFNAME_RE.match(c)]
+        if bad:
+            errors.append("%s: invalid interface name(s) %s (letters, digits, '_', '.', '-'; at most 15)"
+                          % (label, ", ".join(repr(b) for b in bad)))
+        dups = sorted(set(c for c in candidates if candidates.count(c) > 1))
+        if dups:
+            errors.append("%s: candidate(s) listed twice: %s" % (label, ", ".join(dups)))
+        try:
+            ip, prefix, network = parse_cidr(port.get("address"))
+        except FabricError as exc:
+            errors.append("%s: %s" % (label, exc))
+            continue
+        if ip in seen_ip:
+            errors.append("%s: address %s is already given to ports[%d]; each port needs its own address"
+                          % (label, ip, seen_ip[ip]))
+        seen_ip[ip] = index
+        result.append({
+            "index": index,
+            "address": "%s/%d" % (ip, prefix),
+            "ip": ip,
+            "prefixlen": prefix,
+            "network": network,
+            "candidates": list(candidates),
+        })
+    if errors:
+        raise FabricError("; ".join(errors))
+    return result
+
+
+def check_mgmt_conflicts(ports, mgmt_ip):
+    """Refuse a port address equal to the management address, or a fabric network containing it."""
+    if not mgmt_ip:
+        return
+    try:
+        mgmt = ipaddress.ip_address(mgmt_ip)
+    except ValueError:
+        raise FabricError("mgmt_address %r is not an IP address" % (mgmt_ip,))
+    errors = []
+    for port in ports:
+        if port["ip"] == str(mgmt):
+            errors.append("ports[%d]: %s is the management address this connection uses; run fabric_ip over "
+                          "another (LAN) address" % (port["index"], port["ip"]))
+        elif mgmt.version == 4 and mgmt in ipaddress.ip_network(port["network"]):
+            errors.append("ports[%d]: fabric network %s contains the management address %s; its connected route "
+                          "would capture management traffic" % (port["index"], port["network"], mgmt))
+    if errors:
+        raise FabricError("; ".join(errors))
+
+
+def shared_network_warnings(ports):
+    warnings = []
+    by_net = {}
+    for port in ports:
+        by_net.setdefault(port["network"], []).append(port)
+    for network, group in sorted(by_net.items()):
+        if len(group) > 1:
+            warnings.append("ports %s share network %s: Linux routes it through one interface only; NVIDIA's "
+                            "two-Spark guide puts each half on its own subnet"
+                            % (", ".join(p["address"] for p in group), network))
+    return warnings
+
+
+# --------------------------------------------------------------------------------------------------------------
+# choosing the interface
+# --------------------------------------------------------------------------------------------------------------
+
+def _yes_no(value):
+    return "unknown (link down)" if value is None else ("yes" if value else "no")
+
+
+def describe_candidate(entry):
+    if not entry["exists"]:
+        return "%s (does not exist)" % entry["name"]
+    text = "%s (operstate %s, carrier %s" % (entry["name"], entry["operstate"], _yes_no(entry["carrier"]))
+    if entry.get("skipped"):
+        text += ", skipped: %s" % entry["skipped"]
+    return text + ")"
+
+
+def _consider(port, interfaces, mgmt_ifnames):
+    considered = []
+    for name in port["candidates"]:
+        iface = interfaces.get(name)
+        if iface is None:
+            considered.append({"name": name, "exists": False, "operstate": None, "carrier": None,
+                               "admin_up": None, "mtu": None, "skipped": None})
+            continue
+        entry = {"name": name, "exists": True, "operstate": iface.get("operstate"),
+                 "carrier": iface.get("carrier"), "admin_up": iface.get("admin_up"),
+                 "mtu": iface.get("mtu"), "skipped": None}
+        if name in (mgmt_ifnames or ()):
+            entry["skipped"] = "carries the management address"
+        considered.append(entry)
+    return considered
+
+
+def absent_selections(ports, interfaces, mgmt_ifnames=()):
+    """For state=absent: no choice is made; every existing candidate is cleaned."""
+    return [{"port": port, "name": None, "candidates": _consider(port, interfaces, mgmt_ifnames),
+             "reason": "state=absent", "probe": []} for port in ports]
+
+
+def choose_interfaces(ports, interfaces, mgmt_ifnames=(), require_carrier=True, mode="final"):
+    """Choose one interface per port: the first candidate with carrier.
+
+    The interface holding the management address is skipped.  A candidate that is administratively down has no
+    readable carrier; ``mode`` says what to do with it:
+
+    ``probe``   (real run, first pass) list it in ``probe`` when it comes before the first candidate with carrier;
+                the caller brings those up, waits for carrier and calls again with ``final``.
+    ``assume``  (check mode, and the prediction made before anything changes) assume it gets carrier once
+                brought up: it is chosen, and listed in ``probe`` (the run would bring it up).
+    ``final``   treat it as having no carrier.
+
+    Returns (selections, probe).  Raises FabricError naming every port that cannot be served.
+    """
+    selections = []
+    probe = []
+    errors = []
+    for port in ports:
+        considered = _consider(port, interfaces, mgmt_ifnames)
+        usable = [c for c in considered if c["exists"] and not c["skipped"]]
+        port_probe = []
+        chosen = None
+        reason = "first candidate with carrier"
+        for cand in usable:
+            if cand["carrier"] is True:
+                chosen = cand["name"]
+                break
+            if cand["carrier"] is None and mode in ("probe", "assume"):
+                port_probe.append(cand["name"])
+                if mode == "assume":
+                    chosen = cand["name"]
+                    reason = "administratively down: assumed to get carrier once brought up"
+                    break
+        if mode == "probe" and port_probe:
+            reason = "provisional: %s must be brought up to read carrier" % ", ".join(port_probe)
+        elif chosen is None:
+            if not usable:
+                if not any(c["exists"] for c in considered):
+                    errors.append("%s: none of the candidates exist: %s"
+                                  % (port["address"], ", ".join(port["candidates"])))
+                else:
+                    errors.append("%s: every existing candidate is skipped: %s"
+                                  % (port["address"], "; ".join(describe_candidate(c) for c in considered)))
+            elif require_carrier:
+                errors.append("%s: no candidate has carrier (is the QSFP cable in this port, and the peer up?): %s"
+                              % (port["address"], "; ".join(describe_candidate(c) for c in considered)))
+            else:
+                chosen = usable[0]["name"]
+                reason = "no candidate has carrier; first existing candidate (require_carrier=false)"
+        for name in port_probe:
+            if name not in probe:
+                probe.append(name)
+        selections.append({"port": port, "name": chosen, "candidates": considered, "reason": reason,
+                           "probe": port_probe})
+    if errors:
+        raise FabricError("; ".join(errors))
+    if mode == "probe" and probe:
+        return selections, probe
+    owners = {}
+    for sel in selections:
+        if sel["name"]:
+            owners.setdefault(sel["name"], []).append(sel["port"]["address"])
+    clash = ["%s would serve %s" % (name, " and ".join(addrs)) for name, addrs in sorted(owners.items())
+             if len(addrs) > 1]
+    if clash:
+        raise FabricError("ports overlap: %s; give each port its own candidates (one address per interface)"
+                          % "; ".join(clash))
+    return selections, probe
+
+
+def probe_settled(ports, interfaces, probed, mgmt_ifnames=()):
+    """True when waiting longer cannot change the choice: for every port, no probed candidate that comes
+    before the first candidate with carrier is still without carrier."""
+    for port in ports:
+        for name in port["candidates"]:
+            iface = interfaces.get(name)
+            if iface is None or name in (mgmt_ifnames or ()):
+                continue
+            if iface.get("carrier") is True:
+                break
+            if name in probed:
+                return False
+    return True
+
+
+def check_device_mtu(selections, interfaces, mtu):
+    errors = []
+    for sel in selections:
+        iface = interfaces.get(sel["name"] or "")
+        if not iface:
+            continue
+        if iface.get("max_mtu") and mtu > iface["max_mtu"]:
+            errors.append("%s accepts at most MTU %d (requested %d)" % (iface["name"], iface["max_mtu"], mtu))
+        if iface.get("min_mtu") and mtu < iface["min_mtu"]:
+            errors.append("%s needs at least MTU %d (requested %d)" % (iface["name"], iface["min_mtu"], mtu))
+    if errors:
+        raise FabricError("; ".join(errors))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# runtime plan
+# --------------------------------------------------------------------------------------------------------------
+
+def make_action(kind, text, argv=None, ifname=None, **extra):
+    action = {"kind": kind, "text": text, "argv": argv, "ifname": ifname}
+    action.update(extra)
+    return action
+
+
+def probe_actions(names):
+    return [make_action("probe", "bring up %s to read its carrier (it is administratively down)" % name,
+                    ["link", "set", "dev", name, "up"], name) for name in names]
+
+
+def plan_runtime(selections, interfaces, routes, mtu, state="present", mgmt_ifnames=(), probed=()):
+    """Runtime actions, in execution order: link (MTU/up), address removals, additions, connected routes.
+
+    Returns (actions, warnings).  ``probed``: interfaces that earlier actions bring up (check-mode prediction).
+    """
+    links, dels, adds, route_actions, warnings = [], [], [], [], []
+    if state == "absent":
+        for sel in selections:
+            port = sel["port"]
+            for cand in sel["candidates"]:
+                iface = interfaces.get(cand["name"])
+                if not iface:
+                    continue
+                for addr in iface["addrs"]:
+                    if addr["family"] != "inet" or addr["local"] != port["ip"]:
+                        continue
+                    cidr = "%s/%d" % (addr["local"], addr["prefixlen"])
+                    if iface["name"] in (mgmt_ifnames or ()):
+                        warnings.append("left %s on %s: it carries the management address" % (cidr, iface["name"]))
+                        continue
+                    dels.append(make_action("addr_del", "remove %s from %s" % (cidr, iface["name"]),
+                                        ["addr", "del", cidr, "dev", iface["name"]], iface["name"]))
+        return _dedupe(dels), warnings
+
+    for sel in selections:
+        port = sel["port"]
+        name = sel["name"]
+        iface = interfaces.get(name)
+        if iface is None:
+            raise FabricError("%s (chosen for %s) has disappeared" % (name, port["address"]))
+        up = iface.get("admin_up") or name in probed
+        if iface.get("mtu") != mtu or not up:
+            what = []
+            if iface.get("mtu") != mtu:
+                what.append("set MTU %d (was %s)" % (mtu, iface.get("mtu")))
+            if not up:
+                what.append("bring up")
+            links.append(make_action("link", "%s on %s" % (" and ".join(what), name),
+                                 ["link", "set", "dev", name, "mtu", str(mtu), "up"], name))
+        present = False
+        for addr in iface["addrs"]:
+            if addr["family"] != "inet" or addr["local"] != port["ip"]:
+                continue
+            if addr["prefixlen"] == port["prefixlen"]:
+                present = True
+            else:
+                cidr = "%s/%d" % (addr["local"], addr["prefixlen"])
+                dels.append(make_action("addr_del", "remove %s from %s (wrong prefix; want %s)"
+                                    % (cidr, name, port["address"]), ["addr", "del", cidr, "dev", name], name))
+        # duplicates: the same IP, any prefix, on any other interface
+        for other_name in sorted(interfaces):
+            if other_name == name:
+                continue
+            other = interfaces[other_name]
+            for addr in other["addrs"]:
+                if addr["family"] != "inet" or addr["local"] != port["ip"]:
+                    continue
+                cidr = "%s/%d" % (addr["local"], addr["prefixlen"])
+                if other_name in (mgmt_ifnames or ()):
+                    warnings.append("duplicate %s left on %s: it carries the management address; remove it by hand"
+                                    % (cidr, other_name))
+                    continue
+                dels.append(make_action("addr_del", "remove duplicate %s from %s (%s belongs on %s)"
+                                    % (cidr, other_name, port["ip"], name),
+                                    ["addr", "del", cidr, "dev", other_name], other_name))
+        if not present:
+            adds.append(make_action("addr_add", "add %s to %s" % (port["address"], name),
+                                ["addr", "add", port["address"], "dev", name], name))
+        else:
+            has_route = any(r["dst"] == port["network"] and r["dev"] == name for r in routes)
+            if not has_route:
+                route_actions.append(make_action(
+                    "route", "add connected route %s dev %s src %s" % (port["network"], name, port["ip"]),
+                    ["route", "replace", port["network"], "dev", name, "proto", "kernel", "scope", "link",
+                     "src", port["ip"]], name))
+    return _dedupe(links + dels + adds + route_actions), warnings
+
+
+def _dedupe(actions):
+    seen = set()
+    result = []
+    for action in actions:
+        key = tuple(action["argv"] or ()) or action["text"]
+        if key in seen:
+            continue
+        seen.add(key)
+        result.append(action)
+    return result
+
+
+def simulate(interfaces, actions):
+    """Interfaces after the runtime actions (for diffs): a deep copy with links/addresses changed."""
+    after = {}
+    for name, iface in interfaces.items():
+        copy = dict(iface)
+        copy["addrs"] = [dict(a) for a in iface["addrs"]]
+        copy["flags"] = list(iface.get("flags") or [])
+        after[name] = copy
+    for action in actions:
+        iface = after.get(action.get("ifname") or "")
+        if iface is None or not action.get("argv"):
+            continue
+        argv = action["argv"]
+        if action["kind"] in ("link", "probe"):
+            iface["admin_up"] = True
+            if "mtu" in argv:
+                iface["mtu"] = int(argv[argv.index("mtu") + 1])
+        elif action["kind"] == "addr_del":
+            ip, prefix = argv[2].split("/")
+            iface["addrs"] = [a for a in iface["addrs"]
+                              if not (a["local"] == ip and a["prefixlen"] == int(prefix))]
+        elif action["kind"] == "addr_add":
+            ip, prefix = argv[2].split("/")
+            iface["addrs"].append({"family": "inet", "local": ip, "prefixlen": int(prefix), "noprefixroute": False})
+    return after
+
+
+# --------------------------------------------------------------------------------------------------------------
+# persistence
+# --------------------------------------------------------------------------------------------------------------
+
+def desired_entries(selections):
+    """(ifname, address) for every chosen interface, sorted by interface name."""
+    return sorted((sel["name"], sel["port"]["address"]) for sel in selections if sel["name"])
+
+
+def render_netplan(entries, mtu):
+    """The netplan file owned by the module (deterministic: sorted by interface name)."""
+    lines = [HEADER, "network:", "  version: 2", "  renderer: networkd", "  ethernets:"]
+    for name, address in sorted(entries):
+        lines.extend([
+            "    %s:" % _yaml_key(name),
+            "      addresses:",
+            "        - %s" % address,
+            "      mtu: %d" % mtu,
+            "      dhcp4: false",
+            "      dhcp6: false",
+            "      link-local: []",
+        ])
+    return "\n".join(lines) + "\n"
+
+
+def nm_connection_id(ifname):
+    return NM_PREFIX + ifname
+
+
+def nm_keyfile_path(ifname, nm_dir=NM_DIR):
+    return "%s/%s%s" % (nm_dir.rstrip("/"), nm_connection_id(ifname), NM_SUFFIX)
+
+
+def render_nm_keyfile(ifname, address, mtu):
+    """A NetworkManager keyfile for one fabric interface (static IPv4, MTU, no IPv6)."""
+    conn_id = nm_connection_id(ifname)
+    return "\n".join([
+        HEADER,
+        "[connection]",
+        "id=%s" % conn_id,
+        "uuid=%s" % uuid.uuid5(_UUID_NAMESPACE, conn_id),
+        "type=ethernet",
+        "interface-name=%s" % ifname,
+        "autoconnect=true",
+        "autoconnect-priority=100",
+        "",
+        "[ethernet]",
+        "mtu=%d" % mtu,
+        "",
+        "[ipv4]",
+        "method=manual",
+        "address1=%s" % address,
+        "",
+        "[ipv6]",
+        "method=disabled",
+        "",
+    ])
+
+
+def is_nm_owned(filename):
+    return filename.startswith(NM_PREFIX) and filename.endswith(NM_SUFFIX)
+
+
+def desired_files(persist, state, entries, mtu, netplan_file=NETPLAN_FILE, nm_dir=NM_DIR):
+    """``{path: content}`` the module wants to exist (empty for absent or persist=none)."""
+    if persist == "none" or state == "absent":
+        return {}
+    if persist == "netplan":
+        return {netplan_file: render_netplan(entries, mtu)}
+    return dict((nm_keyfile_path(name, nm_dir), render_nm_keyfile(name, address, mtu)) for name, address in entries)
+
+
+def plan_files(desired, current):
+    """File actions from ``desired`` ({path: content}) and ``current`` ({path: (content or None, mode or None)}).
+
+    Every path in ``current`` that is not desired is one the module owns and must remove.
+    """
+    actions = []
+    for path in sorted(set(desired) | set(current)):
+        before, mode = current.get(path, (None, None))
+        if path in desired:
+            after = desired[path]
+            if before != after:
+                actions.append(make_action("file_write", "%s %s (mode 0600)" % ("create" if before is None else "rewrite",
+                                                                          path),
+                                       path=path, before=before, after=after))
+            elif mode is not None and (mode & 0o7777) != FILE_MODE:
+                actions.append(make_action("file_mode", "set mode 0600 on %s (was %04o)" % (path, mode & 0o7777),
+                                       path=path, before=before, after=after))
+        elif before is not None:
+            actions.append(make_action("file_remove", "remove %s" % path, path=path, before=before, after=None))
+    return actions
+
+
+def apply_actions(persist, file_actions, desired):
+    """The command(s) that make the written files effective, as actions without argv (the module runs them)."""
+    content_changed = [a for a in file_actions if a["kind"] in ("file_write", "file_remove")]
+    if not content_changed or persist == "none":
+        return []
+    if persist == "netplan":
+        return [make_action("apply", "netplan apply", command="netplan_apply")]
+    result = [make_action("apply", "nmcli connection reload", command="nm_reload")]
+    for action in content_changed:
+        if action["kind"] == "file_write" and action["path"] in desired:
+            conn_id = action["path"].rsplit("/", 1)[-1][:-len(NM_SUFFIX)]
+            result.append(make_action("apply", "nmcli connection up %s" % conn_id, command="nm_up", conn_id=conn_id))
+    return result
+
+
+# --------------------------------------------------------------------------------------------------------------
+# reporting
+# --------------------------------------------------------------------------------------------------------------
+
+def _addr_lines(interfaces, names):
+    lines = []
+    for name in names:
+        iface = interfaces.get(name)
+        if iface is None:
+            continue
+        addrs = ["%s/%d" % (a["local"], a["prefixlen"]) for a in iface["addrs"] if a["family"] == "inet"]
+        lines.append("%s: %s" % (name, ", ".join(addrs) if addrs else "(no IPv4 address)"))
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _link_lines(interfaces, names):
+    lines = []
+    for name in names:
+        iface = interfaces.get(name)
+        if iface is None:
+            continue
+        lines.append("%s: mtu %s, %s" % (name, iface.get("mtu"), "up" if iface.get("admin_up") else "down"))
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def involved_interfaces(selections, actions):
+    names = set()
+    for sel in selections:
+        if sel["name"]:
+            names.add(sel["name"])
+    for action in actions:
+        if action.get("ifname"):
+            names.add(action["ifname"])
+    return sorted(names)
+
+
+def build_diff(interfaces, selections, runtime_actions, file_actions, after=None):
+    """Ansible diff list: addresses, MTU/link state, then one entry per file touched.
+
+    ``after``: the interfaces as read after a real run; predicted from the actions when not given (check mode).
+    """
+    if after is None:
+        after = simulate(interfaces, runtime_actions)
+    names = involved_interfaces(selections, runtime_actions)
+    link_names = sorted(set(sel["name"] for sel in selections if sel["name"]) |
+                        set(a["ifname"] for a in runtime_actions if a["kind"] in ("link", "probe")))
+    diff = [
+        {"before_header": "IPv4 addresses (before)", "after_header": "IPv4 addresses (after)",
+         "before": _addr_lines(interfaces, names), "after": _addr_lines(after, names)},
+        {"before_header": "MTU and link (before)", "after_header": "MTU and link (after)",
+         "before": _link_lines(interfaces, link_names), "after": _link_lines(after, link_names)},
+    ]
+    for action in file_actions:
+        diff.append({"before_header": "%s (before)" % action["path"], "after_header": "%s (after)" % action["path"],
+                     "before": action.get("before") or "", "after": action.get("after") or ""})
+    return diff
+
+
+def port_report(selections, interfaces, speeds=None):
+    """The ``ports`` return value, read from ``interfaces`` (the state after the run, or now in check mode)."""
+    speeds = speeds or {}
+    report = []
+    for sel in selections:
+        name = sel["name"]
+        iface = interfaces.get(name or "") or {}
+        report.append({
+            "name": name,
+            "address": sel["port"]["address"],
+            "mtu": iface.get("mtu"),
+            "carrier": iface.get("carrier") if iface else None,
+            "operstate": iface.get("operstate") if iface else None,
+            "speed_mbps": speeds.get(name) if name else None,
+            "reason": sel["reason"],
+            "candidates": [dict((k, c[k]) for k in ("name", "exists", "operstate", "carrier", "mtu", "skipped"))
+                           for c in sel["candidates"]],
+        })
+    return report

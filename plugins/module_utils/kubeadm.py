@@ -1,0 +1,857 @@
+# -*- coding: utf-8 -*-
+# Copyright: dgx_spark.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure core of the ``kubeadm_node`` module.
+
+Everything here works on strings, dicts and lists: the module reads files and runs commands,
+this file decides.  Contents:
+
+* kubeconfig (``kubelet.conf``) parsing: the API server URL, the CA it trusts, the node identity;
+* the kubeadm CA pin: ``sha256:<hex>`` of the CA's DER SubjectPublicKeyInfo;
+* the API's Node object: the Ready condition and its age;
+* ``summarize_local``: the local-state summary the planner and the module's result use;
+* ``plan``: the decision table (one action and its reasons);
+* argv builders for kubeadm, systemctl, crictl and umount;
+* the forced-reset fallback's path plan (what may be removed, and what never is);
+* parsers of kubeadm output (preflight errors, phase errors, join result, join command, token list).
+
+No Ansible imports, so tests drive it directly with real captured output.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import binascii
+import calendar
+import hashlib
+import json
+import posixpath
+import re
+import time
+
+try:  # optional: the CA hash is computed with cryptography when it is there, else with openssl
+    from cryptography import x509 as _x509
+    from cryptography.hazmat.primitives import serialization as _serialization
+
+    try:
+        from cryptography.hazmat.backends import default_backend as _default_backend
+    except ImportError:  # pragma: no cover - very new cryptography without backends
+        _default_backend = None
+    HAS_CRYPTOGRAPHY = True
+except ImportError:  # pragma: no cover - exercised on hosts without python3-cryptography
+    HAS_CRYPTOGRAPHY = False
+
+ACTIONS = ("none", "restart_kubelet", "join", "reset_and_join", "init", "reset")
+ROLES = ("control_plane", "worker")
+STATES = ("present", "reset")
+
+DEFAULT_CRI_SOCKET = "unix:///run/containerd/containerd.sock"
+
+# Paths, relative to the module's ``root`` option ("/" on a real node).
+PATHS = {
+    "kubelet_conf": "etc/kubernetes/kubelet.conf",
+    "bootstrap_kubelet_conf": "etc/kubernetes/bootstrap-kubelet.conf",
+    "ca_crt": "etc/kubernetes/pki/ca.crt",
+    "kubelet_config": "var/lib/kubelet/config.yaml",
+    "apiserver_manifest": "etc/kubernetes/manifests/kube-apiserver.yaml",
+    "manifests_dir": "etc/kubernetes/manifests",
+    "admin_conf": "etc/kubernetes/admin.conf",
+    "etcd_member": "var/lib/etcd/member",
+    "kubelet_dir": "var/lib/kubelet",
+}
+
+# What the forced reset may remove.  These are the files and directories kubeadm itself creates
+# (kubeadm reset prints the same list: see tests/unit/fixtures/kubeadm/reset-*.txt) plus the CNI
+# state kubeadm leaves behind.  /etc/kubernetes itself is NOT wiped, so a kubeadm config file or an
+# audit policy kept there survives.  /var/lib/etcd only on a control-plane reset.
+FALLBACK_CONTENTS = [
+    "etc/kubernetes/manifests",
+    "etc/kubernetes/pki",
+    "etc/kubernetes/tmp",
+    "var/lib/kubelet",
+    "etc/cni/net.d",
+    "var/lib/cni",
+]
+FALLBACK_CONTENTS_CONTROL_PLANE = ["var/lib/etcd"]
+FALLBACK_FILES = [
+    "etc/kubernetes/admin.conf",
+    "etc/kubernetes/super-admin.conf",
+    "etc/kubernetes/kubelet.conf",
+    "etc/kubernetes/bootstrap-kubelet.conf",
+    "etc/kubernetes/controller-manager.conf",
+    "etc/kubernetes/scheduler.conf",
+]
+# Never removed, whatever the plan says: data (nothing at or below these) ...
+PROTECTED_DATA = [
+    "var/lib/longhorn",
+    "var/lib/containerd",
+    "var/lib/docker",
+    "nfs",
+    "home",
+    "root",
+]
+# ... and directories that hold far more than kubeadm state (never removed as a whole).
+PROTECTED_ANCESTORS = ["", "etc", "etc/kubernetes", "var", "var/lib", "run", "opt"]
+
+TOKEN_RE = re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b")
+CA_HASH_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+# ---------------------------------------------------------------------------------------------
+# small helpers
+# ---------------------------------------------------------------------------------------------
+
+def join_root(root, rel):
+    """Absolute path of ``rel`` (relative, see PATHS) under ``root``."""
+    root = root or "/"
+    rel = rel.lstrip("/")
+    return posixpath.join(root, rel) if rel else root
+
+
+def cri_socket_path(cri_socket):
+    """unix:///run/containerd/containerd.sock -> /run/containerd/containerd.sock (bare paths pass)."""
+    if cri_socket is None:
+        return None
+    if cri_socket.startswith("unix://"):
+        return cri_socket[len("unix://"):]
+    return cri_socket
+
+
+def redact_tokens(text, secrets=None):
+    """Replace literal secrets and anything shaped like a bootstrap token (``abcdef.0123456789abcdef``)."""
+    if text is None:
+        return None
+    for secret in secrets or ():
+        if secret:
+            text = text.replace(secret, "********")
+    return TOKEN_RE.sub("******.****************", text)
+
+
+# ---------------------------------------------------------------------------------------------
+# kubeconfig
+# ---------------------------------------------------------------------------------------------
+
+def _kubeconfig_structured(data):
+    """Pick server/CA/user of the current context from a decoded kubeconfig mapping."""
+    if not isinstance(data, dict):
+        return None
+    clusters = {}
+    for item in data.get("clusters") or []:
+        if isinstance(item, dict):
+            clusters[item.get("name")] = item.get("cluster") or {}
+    contexts = {}
+    for item in data.get("contexts") or []:
+        if isinstance(item, dict):
+            contexts[item.get("name")] = item.get("context") or {}
+    context = contexts.get(data.get("current-context"))
+    if context is None and contexts:
+        context = contexts[sorted(contexts, key=lambda k: str(k))[0]]
+    context = context or {}
+    cluster = clusters.get(context.get("cluster"))
+    if cluster is None and clusters:
+        cluster = list(clusters.values())[0]
+    cluster = cluster or {}
+    return {
+        "server": cluster.get("server"),
+        "ca_data": cluster.get("certificate-authority-data"),
+        "ca_file": cluster.get("certificate-authority"),
+        "user": context.get("user"),
+        "clusters": len(clusters),
+    }
+
+
+def _kubeconfig_regex(text):
+    """Line-based fallback for kubeconfigs as kubeadm/kubelet write them (no YAML library needed)."""
+
+    def first(pattern):
+        m = re.search(pattern, text, re.MULTILINE)
+        return m.group(1).strip().strip("\"'") if m else None
+
+    return {
+        "server": first(r"^\s*server:[ \t]*(\S+)[ \t]*$"),
+        "ca_data": first(r"^\s*certificate-authority-data:[ \t]*(\S+)[ \t]*$"),
+        "ca_file": first(r"^\s*certificate-authority:[ \t]*(\S+)[ \t]*$"),
+        "user": first(r"^\s*user:[ \t]*(\S+)[ \t]*$"),
+        "clusters": len(re.findall(r"^\s*server:", text, re.MULTILINE)),
+    }
+
+
+def parse_kubeconfig(text, use_yaml=True):
+    """Return ``{server, ca_pem, ca_file, user, node_name, clusters, error}`` for a kubeconfig text.
+
+    ``ca_pem`` is the decoded ``certificate-authority-data`` (PEM text) or None; ``ca_file`` the
+    ``certificate-authority`` path; ``node_name`` comes from a ``system:node:<name>`` user.
+    JSON and YAML are read structurally (PyYAML when importable); otherwise a line scanner reads the
+    layout kubeadm writes.
+    """
+    result = {"server": None, "ca_pem": None, "ca_file": None, "user": None, "node_name": None,
+              "clusters": 0, "error": None}
+    if text is None:
+        return result
+    parsed = None
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        try:
+            parsed = _kubeconfig_structured(json.loads(text))
+        except ValueError:
+            parsed = None
+    if parsed is None and use_yaml:
+        try:
+            import yaml  # noqa: F401 - optional on targets
+
+            parsed = _kubeconfig_structured(yaml.safe_load(text))
+        except ImportError:
+            parsed = None
+        except Exception:  # yaml.YAMLError and friends: fall back to the line scanner
+            parsed = None
+    if parsed is None:
+        parsed = _kubeconfig_regex(text)
+    result.update(parsed)
+    if result["ca_data"]:
+        try:
+            result["ca_pem"] = base64.b64decode(result["ca_data"]).decode("ascii", "replace")
+        except (TypeError, ValueError, binascii.Error):
+            result["error"] = "certificate-authority-data is not valid base64"
+    result.pop("ca_data", None)
+    user = result.get("user") or ""
+    if isinstance(user, str) and user.startswith("system:node:"):
+        result["node_name"] = user[len("system:node:"):]
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# CA pin (kubeadm --discovery-token-ca-cert-hash)
+# ---------------------------------------------------------------------------------------------
+
+def _pem_blocks(text, label):
+    """DER bytes of every ``-----BEGIN <label>-----`` block in text."""
+    blocks = []
+    if not text:
+        return blocks
+    pattern = re.compile(r"-----BEGIN %s-----(.*?)-----END %s-----" % (label, label), re.DOTALL)
+    for body in pattern.findall(text):
+        try:
+            blocks.append(base64.b64decode("".join(body.split())))
+        except (TypeError, ValueError, binascii.Error):
+            continue
+    return blocks
+
+
+def spki_hash_from_der(spki_der):
+    return "sha256:" + hashlib.sha256(spki_der).hexdigest()
+
+
+def spki_hash_from_pubkey_pem(text):
+    """kubeadm's CA pin from ``openssl x509 -noout -pubkey`` output (a PUBLIC KEY PEM = DER SPKI)."""
+    blocks = _pem_blocks(text, "PUBLIC KEY")
+    return spki_hash_from_der(blocks[0]) if blocks else None
+
+
+def spki_hash_from_cert_pem(text):
+    """kubeadm's CA pin of the first certificate in PEM text, with cryptography; None when unavailable
+    or unparseable (the module then asks openssl)."""
+    if not HAS_CRYPTOGRAPHY or not text:
+        return None
+    blocks = _pem_blocks(text, "CERTIFICATE")
+    if not blocks:
+        return None
+    try:
+        if _default_backend is not None:
+            cert = _x509.load_der_x509_certificate(blocks[0], _default_backend())
+        else:  # pragma: no cover
+            cert = _x509.load_der_x509_certificate(blocks[0])
+        spki = cert.public_key().public_bytes(
+            _serialization.Encoding.DER, _serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    except Exception:  # any parse error: unknown, not a mismatch
+        return None
+    return spki_hash_from_der(spki)
+
+
+def normalize_ca_hash(value):
+    """'SHA256:ABC…' -> 'sha256:abc…'; None for empty; raises ValueError when malformed."""
+    if value is None or value == "":
+        return None
+    value = value.strip().lower()
+    if not value.startswith("sha256:"):
+        value = "sha256:" + value
+    if not CA_HASH_RE.match(value):
+        raise ValueError("ca_cert_hash must look like sha256:<64 hex digits>")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# API endpoints
+# ---------------------------------------------------------------------------------------------
+
+def split_endpoint(value):
+    """'https://10.10.10.1:6443/' or '10.10.10.1:6443' -> ('10.10.10.1', 6443); port None if absent."""
+    if not value:
+        return None, None
+    value = value.strip()
+    scheme = None
+    if "://" in value:
+        scheme, value = value.split("://", 1)
+    value = value.split("/", 1)[0]
+    host, port = value, None
+    if value.startswith("["):
+        end = value.find("]")
+        host = value[1:end]
+        rest = value[end + 1:]
+        if rest.startswith(":") and rest[1:].isdigit():
+            port = int(rest[1:])
+    elif value.count(":") == 1:
+        host, p = value.split(":")
+        if p.isdigit():
+            port = int(p)
+    if port is None and scheme == "https":
+        port = 443
+    return host.lower(), port
+
+
+def endpoints_match(a, b):
+    ha, pa = split_endpoint(a)
+    hb, pb = split_endpoint(b)
+    if ha is None or hb is None:
+        return True  # nothing to compare
+    return ha == hb and (pa is None or pb is None or pa == pb)
+
+
+# ---------------------------------------------------------------------------------------------
+# The API's view: Node object
+# ---------------------------------------------------------------------------------------------
+
+def normalize_api_node(value):
+    """The Node as the API sees it, or None when it does not exist.
+
+    Accepts the Node dict itself, or a kubernetes.core.k8s_info result (``resources`` list), or
+    None/{}/[] for "no such Node".
+    """
+    if not value:
+        return None
+    if isinstance(value, list):
+        return normalize_api_node(value[0]) if value else None
+    if isinstance(value, dict) and "resources" in value and "kind" not in value:
+        return normalize_api_node(value.get("resources") or None)
+    if isinstance(value, dict):
+        return value
+    return None
+
+
+def parse_k8s_time(value):
+    """RFC 3339 time as the API writes it ('2025-02-07T07:33:22Z', with optional fraction/offset) -> epoch."""
+    if not value or not isinstance(value, str):
+        return None
+    m = re.match(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$", value.strip())
+    if not m:
+        return None
+    y, mo, d, h, mi, s = (int(x) for x in m.groups()[:6])
+    epoch = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
+    tz = m.group(8)
+    if tz and tz != "Z":
+        sign = 1 if tz[0] == "+" else -1
+        digits = tz[1:].replace(":", "")
+        epoch -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+    return epoch
+
+
+def node_ready(node):
+    """``{status, since, reason, message}`` of the Node's Ready condition; status None when absent."""
+    result = {"status": None, "since": None, "reason": None, "message": None}
+    if not node:
+        return result
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if isinstance(cond, dict) and cond.get("type") == "Ready":
+            result["status"] = cond.get("status")
+            result["since"] = parse_k8s_time(cond.get("lastTransitionTime"))
+            result["reason"] = cond.get("reason")
+            result["message"] = cond.get("message")
+    return result
+
+
+def node_name_of(node):
+    return ((node or {}).get("metadata") or {}).get("name")
+
+
+# ---------------------------------------------------------------------------------------------
+# systemd and /proc helpers (pure parsers)
+# ---------------------------------------------------------------------------------------------
+
+def parse_systemctl_show(text):
+    """``systemctl show -p A -p B`` output (KEY=value lines) -> dict."""
+    props = {}
+    for line in (text or "").splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            props[key.strip()] = value.strip()
+    return props
+
+
+def active_seconds(active_enter_monotonic_usec, uptime_text):
+    """Seconds a unit has been active: /proc/uptime minus ActiveEnterTimestampMonotonic (usec)."""
+    try:
+        usec = int(active_enter_monotonic_usec)
+        uptime = float((uptime_text or "").split()[0])
+    except (TypeError, ValueError, IndexError):
+        return None
+    if usec <= 0:
+        return None
+    return max(0.0, uptime - usec / 1e6)
+
+
+def mounts_under(mountpoints, prefix):
+    """Mount points strictly below ``prefix``, deepest first (the order to unmount them)."""
+    prefix = prefix.rstrip("/")
+    found = [m for m in mountpoints if m.startswith(prefix + "/")]
+    return sorted(set(found), key=lambda p: (p.count("/"), len(p), p), reverse=True)
+
+
+def select_processes(entries, names, exclude=()):
+    """PIDs whose /proc/<pid>/comm is exactly one of ``names`` (no pattern matching on command lines)."""
+    wanted = set(names)
+    return sorted(pid for pid, comm in entries if comm in wanted and pid not in exclude)
+
+
+# ---------------------------------------------------------------------------------------------
+# Local state summary
+# ---------------------------------------------------------------------------------------------
+
+LOCAL_KEYS = (
+    "kubelet_conf", "kubelet_conf_server", "kubelet_conf_ca_hash", "kubelet_conf_node",
+    "bootstrap_kubelet_conf", "ca_crt", "ca_crt_hash", "kubelet_config", "apiserver_manifest",
+    "manifests_nonempty", "admin_conf", "etcd_data", "kubelet_active", "kubelet_enabled",
+    "kubelet_active_seconds", "cri_socket", "cri_socket_present",
+)
+
+
+def summarize_local(facts):
+    """Normalise what the module observed into the flat summary the planner and the result use.
+
+    ``facts`` keys (missing ones default to "absent"/unknown): the booleans of PATHS
+    (``kubelet_conf``, ``bootstrap_kubelet_conf``, ``ca_crt``, ``kubelet_config``,
+    ``apiserver_manifest``, ``manifests_nonempty``, ``admin_conf``, ``etcd_data``),
+    ``kubelet_conf_text`` (parsed here), ``kubelet_conf_ca_hash`` and ``ca_crt_hash`` (computed
+    by the module), ``kubelet_active``/``kubelet_enabled`` (systemctl words),
+    ``kubelet_active_seconds``, ``cri_socket`` and ``cri_socket_present``.
+    """
+    local = dict((k, None) for k in LOCAL_KEYS)
+    for key in ("kubelet_conf", "bootstrap_kubelet_conf", "ca_crt", "kubelet_config", "apiserver_manifest",
+                "manifests_nonempty", "admin_conf", "etcd_data", "cri_socket_present"):
+        local[key] = bool(facts.get(key))
+    for key in ("kubelet_conf_ca_hash", "ca_crt_hash", "kubelet_active_seconds", "cri_socket"):
+        local[key] = facts.get(key)
+    local["kubelet_active"] = facts.get("kubelet_active") or "unknown"
+    local["kubelet_enabled"] = facts.get("kubelet_enabled") or "unknown"
+    if local["kubelet_conf"] and facts.get("kubelet_conf_text") is not None:
+        kc = parse_kubeconfig(facts.get("kubelet_conf_text"))
+        local["kubelet_conf_server"] = kc["server"]
+        local["kubelet_conf_node"] = kc["node_name"]
+    elif local["kubelet_conf"]:
+        local["kubelet_conf_server"] = facts.get("kubelet_conf_server")
+        local["kubelet_conf_node"] = facts.get("kubelet_conf_node")
+    return local
+
+
+def kubelet_running(local):
+    return local.get("kubelet_active") == "active"
+
+
+def kubelet_enabled(local):
+    # "static"/"indirect"/"generated"/"alias" units cannot be enabled; "enabled-runtime" is not persistent.
+    return local.get("kubelet_enabled") in ("enabled", "static", "alias", "generated", "indirect", "linked")
+
+
+def leftovers(local, role="worker"):
+    """Names of kubeadm/kubelet state present on the node (what kubeadm join's preflight trips over)."""
+    names = []
+    for key in ("kubelet_conf", "bootstrap_kubelet_conf", "ca_crt", "kubelet_config", "manifests_nonempty",
+                "admin_conf"):
+        if local.get(key):
+            names.append(key)
+    if role == "control_plane" and local.get("etcd_data"):
+        names.append("etcd_data")
+    return names
+
+
+# ---------------------------------------------------------------------------------------------
+# Planner (decision table)
+# ---------------------------------------------------------------------------------------------
+
+JOIN_OPTIONS = ("api_endpoint", "token", "ca_cert_hash")
+
+
+def _result(action, reasons, missing=None, error=None, warnings=None):
+    return {"action": action, "reasons": list(reasons), "missing": list(missing or []), "error": error,
+            "warnings": list(warnings or [])}
+
+
+def _kubelet_service_reasons(local):
+    reasons = []
+    if not kubelet_running(local):
+        reasons.append("kubelet is %s" % local.get("kubelet_active"))
+    if not kubelet_enabled(local):
+        reasons.append("kubelet is not enabled at boot (%s)" % local.get("kubelet_enabled"))
+    return reasons
+
+
+def _join_requirements(state, plan):
+    """Add ``missing`` (join options not given) and the cluster_exists=false refusal to a join plan."""
+    plan["missing"] = [opt for opt in JOIN_OPTIONS if not state.get(opt)]
+    if state.get("cluster_exists") is False:
+        plan["error"] = ("planned %s, but cluster_exists=false says the API does not answer: refusing to reset "
+                         "or join a node against an API that is down" % plan["action"])
+    return plan
+
+
+def missing_message(plan):
+    """The failure message for a plan whose required options are missing (None when nothing is missing)."""
+    if not plan.get("missing"):
+        return None
+    return "planned %s (%s), but %s missing: %s" % (
+        plan["action"], "; ".join(plan["reasons"]),
+        "this option is" if len(plan["missing"]) == 1 else "these options are", ", ".join(plan["missing"]))
+
+
+def _plan_worker(state):
+    local = state["local"]
+    node = normalize_api_node(state.get("api_node"))
+    name = state.get("node_name")
+    ready = node_ready(node)
+
+    if not local["kubelet_conf"]:
+        if node is not None and ready["status"] == "True":
+            return _result(
+                "join",
+                ["no /etc/kubernetes/kubelet.conf on this node",
+                 "Node %s exists in the API and is Ready" % name],
+                error=("this node has no kubelet.conf but Node %s is Ready in the API: kubeadm join would fail "
+                       "('a Node with name ... and status \"Ready\" already exists'). Delete the stale Node "
+                       "first (the worker role does) or check node_name" % name),
+            )
+        reasons = ["no /etc/kubernetes/kubelet.conf on this node"]
+        if node is None:
+            reasons.append("Node %s does not exist in the API" % name)
+        else:
+            reasons.append("Node %s exists in the API but is not Ready (%s); kubeadm join takes it over"
+                           % (name, ready["status"] or "no Ready condition"))
+        left = leftovers(local)
+        if kubelet_running(local):
+            left.append("kubelet running (port 10250 in use)")
+        if left:
+            reasons.append("leftover state would fail kubeadm join's preflight: %s" % ", ".join(left))
+            return _join_requirements(state, _result("reset_and_join", reasons))
+        return _join_requirements(state, _result("join", reasons))
+
+    # kubelet.conf present: is the membership it describes the one we want?
+    broken = []
+    if not local["kubelet_config"]:
+        broken.append("kubelet.conf present but /var/lib/kubelet/config.yaml missing (half-finished join)")
+    server = local.get("kubelet_conf_server")
+    if state.get("api_endpoint") and server and not endpoints_match(server, state["api_endpoint"]):
+        broken.append("kubelet.conf points at API server %s, not %s" % (server, state["api_endpoint"]))
+    want_ca = state.get("ca_cert_hash")
+    for key, label in (("kubelet_conf_ca_hash", "kubelet.conf"), ("ca_crt_hash", "/etc/kubernetes/pki/ca.crt")):
+        have = local.get(key)
+        if want_ca and have and have != want_ca:
+            broken.append("%s trusts a different CA (%s) than the cluster's (%s)" % (label, have, want_ca))
+    if (not want_ca and local.get("kubelet_conf_ca_hash") and local.get("ca_crt_hash")
+            and local["kubelet_conf_ca_hash"] != local["ca_crt_hash"]):
+        broken.append("kubelet.conf and /etc/kubernetes/pki/ca.crt trust different CAs")
+    if name and local.get("kubelet_conf_node") and local["kubelet_conf_node"] != name:
+        broken.append("kubelet.conf identifies this node as %s, not %s" % (local["kubelet_conf_node"], name))
+    if node is None:
+        broken.append("Node %s does not exist in the API although kubelet.conf is present "
+                      "(deleted from the cluster; the kubelet will not re-register by itself)" % name)
+    if broken:
+        return _join_requirements(state, _result("reset_and_join", broken))
+
+    service = _kubelet_service_reasons(local)
+    if service:
+        return _result("restart_kubelet", ["kubelet.conf present and Node %s exists" % name] + service)
+
+    status = ready["status"]
+    if status == "True":
+        return _result("none", ["Node %s is Ready; kubelet.conf matches; kubelet active and enabled" % name])
+    if status == "False":
+        return _result("none", [
+            "Node %s is NotReady as reported by its own kubelet (%s: %s): membership works, a re-join would not "
+            "fix this (typically CNI or runtime)" % (name, ready["reason"], ready["message"])
+        ])
+    # Unknown or no Ready condition: the kubelet runs here but its status does not reach the API.
+    now = state.get("now")
+    grace = state.get("kubelet_ready_grace") or 0
+    durations = []
+    if now is not None and ready["since"] is not None:
+        durations.append(max(0, now - ready["since"]))
+    if local.get("kubelet_active_seconds") is not None:
+        durations.append(local["kubelet_active_seconds"])
+    waited = min(durations) if durations else None
+    label = "Unknown" if status == "Unknown" else "without a Ready condition"
+    if waited is not None and waited < grace:
+        return _result("none", [
+            "Node %s is %s although the kubelet is active; tolerated for %ds more (kubelet_ready_grace=%d)"
+            % (name, label, int(grace - waited), grace)
+        ])
+    return _join_requirements(state, _result("reset_and_join", [
+        "Node %s has been %s for %s while the kubelet is active (kubelet_ready_grace=%d): the kubelet cannot "
+        "reach or authenticate to the API" % (
+            name, label, ("%ds" % waited) if waited is not None else "an unknown time", grace)
+    ]))
+
+
+def _plan_control_plane(state):
+    local = state["local"]
+    cp_files = [k for k in ("apiserver_manifest", "admin_conf") if local.get(k)]
+    if cp_files:
+        reasons = ["control-plane files present (%s)" % ", ".join(cp_files)]
+        service = _kubelet_service_reasons(local)
+        if service:
+            return _result("restart_kubelet", reasons + service)
+        if state.get("cluster_exists") is False:
+            reasons.append("the API does not answer yet; its static pods are the kubelet's job")
+        return _result("none", reasons + ["kubelet active and enabled"])
+    exists = state.get("cluster_exists")
+    if exists:
+        return _result("none", ["no control-plane files on this node", "the API answers"], error=(
+            "the API answers (cluster_exists=true) but this node has no kube-apiserver manifest or admin.conf: "
+            "refusing to init over an existing cluster (joining further control-plane nodes is not supported)"))
+    if exists is None:
+        return _result("none", ["no control-plane files on this node"], error=(
+            "cluster_exists is required for role=control_plane when no control-plane files exist: init is only "
+            "planned when the caller confirms that no cluster answers"))
+    left = leftovers(local, "control_plane")
+    if left:
+        return _result("none", ["no cluster answers and no control-plane files"], error=(
+            "partial kubeadm state on this control-plane node (%s) but no kube-apiserver manifest/admin.conf: "
+            "refusing to init over it; inspect it or run with state=reset first" % ", ".join(left)))
+    plan = _result("init", ["no cluster exists (cluster_exists=false)", "no kubeadm state on this node"])
+    if not state.get("init_config"):
+        plan["missing"] = ["init_config"]
+    return plan
+
+
+def plan(state):
+    """Decide one action for a node.  Pure: ``state`` holds everything.
+
+    Keys: ``role``, ``state``, ``local`` (``summarize_local``), ``node_name``, ``api_node``
+    (Node dict, k8s_info result, or None: the API's view *at call time*, i.e. after the caller deleted
+    any stale Node), ``cluster_exists`` (True/False/None), ``api_endpoint``, ``token`` (only its
+    truthiness is used), ``ca_cert_hash`` (normalised), ``init_config``, ``kubelet_ready_grace``,
+    ``now`` (epoch seconds).
+
+    Returns ``{action, reasons, missing, error, warnings}``: ``error`` set means "refused, do not act";
+    ``missing`` lists required options that were not given (see ``missing_message``).
+    """
+    local = state["local"]
+    if state.get("state") == "reset":
+        left = leftovers(local, state.get("role"))
+        if local.get("apiserver_manifest") and "apiserver_manifest" not in left:
+            left.append("apiserver_manifest")
+        if not left:
+            return _result("none", ["state=reset and no kubeadm/kubelet state is left on this node"])
+        return _result("reset", ["state=reset requested", "kubeadm state present: %s" % ", ".join(left)])
+    if state.get("role") == "control_plane":
+        return _plan_control_plane(state)
+    return _plan_worker(state)
+
+
+def predicted_local(local, action):
+    """Summary after ``action`` (for diff mode): the fields the action changes."""
+    after = dict(local)
+    if action in ("join", "reset_and_join", "init"):
+        after.update(kubelet_conf=True, kubelet_config=True, ca_crt=True, kubelet_active="active",
+                     kubelet_enabled="enabled")
+        if action == "init":
+            after.update(apiserver_manifest=True, admin_conf=True, manifests_nonempty=True, etcd_data=True)
+    elif action == "restart_kubelet":
+        after.update(kubelet_active="active", kubelet_enabled="enabled")
+    elif action == "reset":
+        for key in ("kubelet_conf", "bootstrap_kubelet_conf", "ca_crt", "kubelet_config", "apiserver_manifest",
+                    "manifests_nonempty", "admin_conf", "etcd_data"):
+            after[key] = False
+        for key in ("kubelet_conf_server", "kubelet_conf_ca_hash", "kubelet_conf_node", "ca_crt_hash"):
+            after[key] = None
+        after["kubelet_active"] = "inactive"
+    return after
+
+
+# ---------------------------------------------------------------------------------------------
+# argv builders
+# ---------------------------------------------------------------------------------------------
+
+def reset_argv(kubeadm, cri_socket):
+    return [kubeadm, "reset", "-f", "--cri-socket", cri_socket]
+
+
+def join_argv(kubeadm, api_endpoint, token, ca_cert_hash, node_name, cri_socket):
+    return [kubeadm, "join", api_endpoint, "--token", token, "--discovery-token-ca-cert-hash", ca_cert_hash,
+            "--node-name", node_name, "--cri-socket", cri_socket]
+
+
+def init_argv(kubeadm, config):
+    return [kubeadm, "init", "--config", config, "--skip-token-print"]
+
+
+def systemctl_argv(systemctl, verb, unit, now=False):
+    argv = [systemctl, verb]
+    if now:
+        argv.append("--now")
+    return argv + [unit]
+
+
+def crictl_remove_all_pods_argv(crictl, cri_socket):
+    return [crictl, "--runtime-endpoint", cri_socket, "rmp", "--all", "--force"]
+
+
+def umount_lazy_argv(umount, path):
+    return [umount, "-l", path]
+
+
+def openssl_pubkey_argv(openssl, path=None):
+    argv = [openssl, "x509", "-noout", "-pubkey"]
+    if path:
+        argv += ["-in", path]
+    return argv
+
+
+# ---------------------------------------------------------------------------------------------
+# Forced reset: what may be removed
+# ---------------------------------------------------------------------------------------------
+
+def fallback_paths(root, role):
+    """``{contents: [dirs whose contents go], files: [files that go]}`` for the forced reset."""
+    contents = list(FALLBACK_CONTENTS)
+    if role == "control_plane":
+        contents += FALLBACK_CONTENTS_CONTROL_PLANE
+    paths = {
+        "contents": [join_root(root, p) for p in contents],
+        "files": [join_root(root, p) for p in FALLBACK_FILES],
+    }
+    check_fallback_paths(root, paths["contents"] + paths["files"])
+    return paths
+
+
+def check_fallback_paths(root, paths):
+    """Raise ValueError for a path that is, holds or lies inside protected data, or is a protected ancestor."""
+    base = posixpath.normpath(root or "/")
+    for path in paths:
+        norm = posixpath.normpath(path)
+        if base != "/" and not (norm == base or norm.startswith(base + "/")):
+            raise ValueError("refusing to remove %s: outside root %s" % (path, base))
+        rel = norm[len(base):].strip("/") if base != "/" else norm.strip("/")
+        if rel in PROTECTED_ANCESTORS:
+            raise ValueError("refusing to remove protected directory %s" % path)
+        for data in PROTECTED_DATA:
+            if rel == data or rel.startswith(data + "/") or data.startswith(rel + "/"):
+                raise ValueError("refusing to remove %s: protected data %s" % (path, data))
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# kubeadm output parsers
+# ---------------------------------------------------------------------------------------------
+
+_CHECK_RE = re.compile(r"^\s*\[(ERROR|WARNING) ([^\]]+)\]:\s*(.*)$")
+_PHASE_RE = re.compile(r"error execution phase ([^:]+):\s*(.*)$")
+_NODE_EXISTS_RE = re.compile(r'a Node with name "([^"]+)" and status "Ready" already exists')
+
+
+def parse_kubeadm_output(text):
+    """Preflight errors/warnings, the failed phase, and whether the node joined.
+
+    Returns ``{errors: [{check, message}], warnings: [...], phase: str|None, phase_error: str|None,
+    joined: bool, node_exists_ready: name|None, hints: [...]}``.
+    """
+    result = {"errors": [], "warnings": [], "phase": None, "phase_error": None, "joined": False,
+              "node_exists_ready": None, "hints": []}
+    for line in (text or "").splitlines():
+        m = _CHECK_RE.match(line)
+        if m:
+            kind = "errors" if m.group(1) == "ERROR" else "warnings"
+            result[kind].append({"check": m.group(2), "message": m.group(3).strip()})
+            continue
+        m = _PHASE_RE.search(line)
+        if m and result["phase"] is None:
+            result["phase"] = m.group(1).strip()
+            result["phase_error"] = m.group(2).strip()
+        m = _NODE_EXISTS_RE.search(line)
+        if m:
+            result["node_exists_ready"] = m.group(1)
+        if line.strip() == "This node has joined the cluster:":
+            result["joined"] = True
+    checks = [e["check"] for e in result["errors"]]
+    if any(c.startswith("FileAvailable--etc-kubernetes") for c in checks):
+        result["hints"].append("leftover kubeadm files: the node needs a reset before it can join")
+    if "Port-10250" in checks:
+        result["hints"].append("port 10250 in use: a kubelet is still running")
+    if result["node_exists_ready"]:
+        result["hints"].append("delete the Ready Node %s from the API before re-joining" % result["node_exists_ready"])
+    return result
+
+
+def describe_failure(text):
+    """One line summing up a kubeadm failure (for error messages)."""
+    parsed = parse_kubeadm_output(text)
+    parts = []
+    if parsed["phase"]:
+        parts.append("phase %s: %s" % (parsed["phase"], parsed["phase_error"]))
+    for err in parsed["errors"]:
+        parts.append("[%s] %s" % (err["check"], err["message"]))
+    parts.extend(parsed["hints"])
+    return "; ".join(parts)
+
+
+def parse_join_command(text):
+    """``kubeadm token create --print-join-command`` -> {api_endpoint, token, ca_cert_hash, extra}."""
+    for line in (text or "").splitlines():
+        words = line.split()
+        if "join" not in words:
+            continue
+        i = words.index("join")
+        if i == 0 or not words[i - 1].endswith("kubeadm") or i + 1 >= len(words):
+            continue
+        result = {"api_endpoint": words[i + 1], "token": None, "ca_cert_hash": None, "extra": []}
+        rest = words[i + 2:]
+        j = 0
+        while j < len(rest):
+            word = rest[j]
+            if word == "--token" and j + 1 < len(rest):
+                result["token"] = rest[j + 1]
+                j += 2
+            elif word == "--discovery-token-ca-cert-hash" and j + 1 < len(rest):
+                result["ca_cert_hash"] = rest[j + 1]
+                j += 2
+            else:
+                result["extra"].append(word)
+                j += 1
+        return result
+    return None
+
+
+def parse_token_list(text):
+    """``kubeadm token list`` table -> [{token, ttl, expires, usages, description, extra_groups}]."""
+    lines = [ln for ln in (text or "").splitlines() if ln.strip()]
+    if not lines or not lines[0].startswith("TOKEN"):
+        return []
+    header = lines[0]
+    names = ["TOKEN", "TTL", "EXPIRES", "USAGES", "DESCRIPTION", "EXTRA GROUPS"]
+    starts = [header.find(n) for n in names]
+    if any(s < 0 for s in starts):
+        return []
+    keys = ["token", "ttl", "expires", "usages", "description", "extra_groups"]
+    rows = []
+    for line in lines[1:]:
+        row = {}
+        for idx, key in enumerate(keys):
+            end = starts[idx + 1] if idx + 1 < len(starts) else None
+            row[key] = line[starts[idx]:end].strip() if end else line[starts[idx]:].strip()
+        row["usages"] = row["usages"].split(",") if row["usages"] else []
+        rows.append(row)
+    return rows
+
+
+def wall_clock():
+    """Wall clock for the planner's ``now`` (kept here so the module stays thin)."""
+    return time.time()

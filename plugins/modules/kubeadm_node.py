@@ -1,0 +1,592 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: dgx_spark.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: kubeadm_node
+short_description: Bring one node to its desired kubeadm membership
+version_added: "0.1.0"
+description:
+  - Decides from the node's local kubeadm/kubelet state B(and) the API's view of its Node object whether the node
+    needs nothing, a kubelet restart, a join, a reset and re-join, an init (control plane only, and only when no
+    cluster exists) or a reset (only with O(state=reset)), then does exactly that, with timeouts.
+  - "Local state read on the node: C(/etc/kubernetes/kubelet.conf) (present, its API server URL, the CA it trusts,
+    its C(system:node:<name>) identity), C(/etc/kubernetes/pki/ca.crt) (the kubeadm CA pin C(sha256:<hex>) of its
+    public key), C(/var/lib/kubelet/config.yaml), the kubelet service (C(systemctl is-active), C(is-enabled) and how
+    long it has been active), the CRI socket, and on a control plane C(/etc/kubernetes/manifests/kube-apiserver.yaml),
+    C(/etc/kubernetes/admin.conf) and C(/var/lib/etcd/member)."
+  - The module never talks to the API itself. The caller passes the Node as M(kubernetes.core.k8s_info) returned it
+    (O(api_node)), and for a control plane whether a cluster answers (O(cluster_exists)).
+  - The decision table is in the collection's docs (C(docs/kubeadm_node.md)); every row is unit-tested.
+  - A forced reset (O(reset_fallback)) runs when C(kubeadm reset -f) fails or hangs. It stops the kubelet and the
+    runtime, kills stuck C(kubeadm) processes, lazily unmounts everything below C(/var/lib/kubelet) (deepest first),
+    removes only kubeadm, kubelet and CNI state (never crossing a mount point, never data such as
+    C(/var/lib/longhorn)), removes C(cni-*) network namespaces, and starts the runtime again.
+  - The join token never appears in results, errors or logs.
+author:
+  - dgx_spark.cluster contributors
+options:
+  role:
+    description:
+      - What this node is. A control plane is never joined or reset-and-joined; a worker is never initialised.
+    type: str
+    required: true
+    choices: [control_plane, worker]
+  state:
+    description:
+      - V(present) brings the node into the cluster (or keeps it there).
+      - V(reset) runs C(kubeadm reset) (and the forced reset when needed); nothing happens when no kubeadm state is left.
+    type: str
+    default: present
+    choices: [present, reset]
+  node_name:
+    description:
+      - The Node name. Compared with the identity in C(kubelet.conf) and passed to C(kubeadm join --node-name).
+      - Defaults to the host name in lower case, as kubeadm does.
+    type: str
+  api_node:
+    description:
+      - The Node object as the API sees it B(at call time), as M(kubernetes.core.k8s_info) returns it (the Node dict,
+        or the whole k8s_info result with its C(resources) list).
+      - V(null) or omitted means the API answered and there is no such Node. When the caller deletes a stale Node
+        before calling, it passes the view after the deletion (V(null)).
+      - Only the Ready condition (status and C(lastTransitionTime)) is used.
+    type: raw
+  cluster_exists:
+    description:
+      - Whether the cluster's API answers.
+      - For O(role=control_plane) it is required when no control-plane files exist on the node; V(init) is only planned
+        when it is V(false).
+      - For O(role=worker), V(false) forbids any reset or join (a join against an API that is down would leave the
+        node reset and not joined); omitted means the API answered (the caller got O(api_node) from it).
+    type: bool
+  api_endpoint:
+    description:
+      - The API server endpoint to join, C(host:port). Also compared with the server URL in C(kubelet.conf).
+      - Required when a join is planned.
+    type: str
+  token:
+    description:
+      - The bootstrap token for C(kubeadm join). Required when a join is planned. Never returned or logged.
+    type: str
+  ca_cert_hash:
+    description:
+      - The cluster CA pin, C(sha256:<hex>) (what C(kubeadm token create --print-join-command) prints).
+      - Required when a join is planned. When given, a C(kubelet.conf) or C(pki/ca.crt) trusting another CA means the
+        node belongs to another cluster and is reset and re-joined.
+    type: str
+  init_config:
+    description:
+      - Path on the node to the kubeadm configuration file for C(kubeadm init --config). Required when init is planned.
+    type: path
+  cri_socket:
+    description:
+      - The CRI endpoint passed to kubeadm (C(--cri-socket)) and awaited before a join or init.
+    type: str
+    default: unix:///run/containerd/containerd.sock
+  runtime_service:
+    description:
+      - The container runtime's systemd unit, stopped and started again by the forced reset.
+    type: str
+    default: containerd
+  reset_timeout:
+    description: Seconds C(kubeadm reset -f) may take before it is killed (and the forced reset runs).
+    type: int
+    default: 120
+  join_timeout:
+    description: Seconds C(kubeadm join) may take.
+    type: int
+    default: 420
+  init_timeout:
+    description: Seconds C(kubeadm init) may take.
+    type: int
+    default: 600
+  cri_socket_timeout:
+    description: Seconds to wait for the CRI socket to appear before a join or init, and after the forced reset.
+    type: int
+    default: 30
+  reset_fallback:
+    description:
+      - Run the forced reset when C(kubeadm reset -f) fails or times out. With V(false) such a failure fails the task.
+    type: bool
+    default: true
+  kubelet_ready_grace:
+    description:
+      - Seconds a worker whose kubelet is active may have a Ready condition of C(Unknown) (the kubelet's status does
+        not reach the API) before it is reset and re-joined.
+      - Measured from the later of the condition's C(lastTransitionTime) and the moment the kubelet became active.
+      - A Ready condition of C(False) is reported by the kubelet itself (its membership works; typically CNI is not
+        ready) and never causes a re-join.
+    type: int
+    default: 300
+  root:
+    description:
+      - Prefix for every local path the module reads or removes. V(/) on a real node; tests use a temporary directory.
+    type: path
+    default: /
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Check mode reads files and runs only read-only commands (C(systemctl is-active), C(is-enabled), C(show),
+      C(openssl x509)) and returns the planned RV(action). Missing join data is a warning in check mode, not a failure.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details: The diff is the local-state summary before and as predicted after the action.
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
+    support: partial
+    details: A second run with a refreshed O(api_node) plans V(none). The decision depends on O(api_node), so passing
+      a stale view (for example V(null) for a Node that has since registered) plans a re-join again.
+notes:
+  - Needs root (it reads C(/etc/kubernetes/pki) and runs kubeadm).
+  - Uses the C(cryptography) Python library for the CA pin when importable, else C(openssl x509 -noout -pubkey).
+seealso:
+  - module: dgx_spark.cluster.cni_cleanup
+  - module: kubernetes.core.k8s_info
+"""
+
+EXAMPLES = r"""
+- name: Read the worker's Node object
+  kubernetes.core.k8s_info:
+    kind: Node
+    name: spark-ba63
+  delegate_to: spark-2959
+  register: worker_node
+
+- name: Join, repair or leave the worker as it is
+  dgx_spark.cluster.kubeadm_node:
+    role: worker
+    node_name: spark-ba63
+    api_node: "{{ worker_node.resources | first | default(none) }}"
+    api_endpoint: 10.10.10.1:6443
+    token: "{{ _worker_join_token }}"
+    ca_cert_hash: "{{ _worker_ca_cert_hash }}"
+    kubelet_ready_grace: 300
+  register: membership
+
+- name: Start the control plane, or init it when no cluster exists
+  dgx_spark.cluster.kubeadm_node:
+    role: control_plane
+    node_name: spark-2959
+    cluster_exists: "{{ _control_plane_api_answers }}"
+    init_config: /etc/kubernetes/kubeadm-config.yaml
+
+- name: Reset a node (destructive; the playbook asks for an explicit confirmation variable)
+  dgx_spark.cluster.kubeadm_node:
+    role: worker
+    state: reset
+"""
+
+RETURN = r"""
+action:
+  description: The action taken, or planned in check mode.
+  returned: always
+  type: str
+  sample: reset_and_join
+  choices: [none, restart_kubelet, join, reset_and_join, init, reset]
+reasons:
+  description: Why that action (human-readable).
+  returned: always
+  type: list
+  elements: str
+  sample: ["Node spark-ba63 does not exist in the API although kubelet.conf is present"]
+local:
+  description: The local-state summary the decision was made from (before acting).
+  returned: always
+  type: dict
+  sample:
+    kubelet_conf: true
+    kubelet_conf_server: https://10.10.10.1:6443
+    kubelet_conf_ca_hash: "sha256:91f646b4fa8a0b69811ad1c412258c41fd76b7940d1a13802898728d8b5474c7"
+    kubelet_conf_node: spark-ba63
+    bootstrap_kubelet_conf: false
+    ca_crt: true
+    ca_crt_hash: "sha256:91f646b4fa8a0b69811ad1c412258c41fd76b7940d1a13802898728d8b5474c7"
+    kubelet_config: true
+    apiserver_manifest: false
+    manifests_nonempty: false
+    admin_conf: false
+    etcd_data: false
+    kubelet_active: active
+    kubelet_enabled: enabled
+    kubelet_active_seconds: 5321.4
+    cri_socket: unix:///run/containerd/containerd.sock
+    cri_socket_present: true
+node_name:
+  description: The Node name used.
+  returned: always
+  type: str
+  sample: spark-ba63
+fallback_used:
+  description: Whether the forced reset ran because C(kubeadm reset -f) failed or timed out.
+  returned: always
+  type: bool
+  sample: false
+duration:
+  description: Seconds the module ran.
+  returned: always
+  type: float
+  sample: 41.7
+commands:
+  description: The commands run (join token redacted), with return code and seconds.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"cmd": "kubeadm reset -f --cri-socket unix:///run/containerd/containerd.sock", "rc": 0, "seconds": 6.2}]
+"""
+
+import errno
+import os
+import signal
+import socket
+import stat
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.dgx_spark.cluster.plugins.module_utils.command import CommandRunner, redacted_argv
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import cni
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import kubeadm as core
+
+
+class Runner(CommandRunner):
+    """CommandRunner that records what it ran and also redacts anything shaped like a bootstrap token."""
+
+    def __init__(self, *args, **kwargs):
+        super(Runner, self).__init__(*args, **kwargs)
+        self.log = []
+
+    def run(self, argv, check=True, timeout=None, data=None, msg=None):
+        started = time.time()
+        entry = {"cmd": core.redact_tokens(" ".join(redacted_argv([str(a) for a in argv], self.redact)), self.redact),
+                 "rc": None, "seconds": None}
+        self.log.append(entry)
+        try:
+            rc, out, err = super(Runner, self).run(argv, check=check, timeout=timeout, data=data, msg=msg)
+        finally:
+            entry["seconds"] = round(time.time() - started, 1)
+        entry["rc"] = rc
+        return rc, out, err
+
+    def fail(self, msg, argv, rc, out, err, **extra):
+        if self.log and self.log[-1]["rc"] is None:
+            self.log[-1]["rc"] = rc
+        extra.setdefault("commands", self.log)
+        super(Runner, self).fail(core.redact_tokens(msg, self.redact), argv, rc,
+                                 core.redact_tokens(out, self.redact), core.redact_tokens(err, self.redact), **extra)
+
+
+def _read(path, limit=1 << 20):
+    try:
+        with open(path, "r") as f:
+            return f.read(limit)
+    except (IOError, OSError, UnicodeDecodeError):
+        return None
+
+
+def cert_hash(runner, pem):
+    """kubeadm CA pin of a PEM certificate: cryptography, else openssl; None when unknown."""
+    if not pem:
+        return None
+    value = core.spki_hash_from_cert_pem(pem)
+    if value:
+        return value
+    openssl = runner.binary("openssl", required=False)
+    if not openssl:
+        return None
+    rc, out, _err = runner.run(core.openssl_pubkey_argv(openssl), check=False, data=pem, timeout=30)
+    return core.spki_hash_from_pubkey_pem(out) if rc == 0 else None
+
+
+def gather(runner, params):
+    """Read the node's local state (files and read-only commands only)."""
+    root = params["root"]
+
+    def path(key):
+        return core.join_root(root, core.PATHS[key])
+
+    facts = {}
+    for key in ("kubelet_conf", "bootstrap_kubelet_conf", "ca_crt", "kubelet_config", "apiserver_manifest",
+                "admin_conf"):
+        facts[key] = os.path.isfile(path(key))
+    facts["etcd_data"] = os.path.isdir(path("etcd_member"))
+    try:
+        facts["manifests_nonempty"] = bool(os.listdir(path("manifests_dir")))
+    except OSError:
+        facts["manifests_nonempty"] = False
+    if facts["kubelet_conf"]:
+        text = _read(path("kubelet_conf"))
+        facts["kubelet_conf_text"] = text
+        kc = core.parse_kubeconfig(text)
+        pem = kc["ca_pem"]
+        if not pem and kc["ca_file"]:
+            pem = _read(core.join_root(root, kc["ca_file"]))
+        facts["kubelet_conf_ca_hash"] = cert_hash(runner, pem)
+    if facts["ca_crt"]:
+        facts["ca_crt_hash"] = cert_hash(runner, _read(path("ca_crt")))
+    facts["cri_socket"] = params["cri_socket"]
+    facts["cri_socket_present"] = os.path.exists(core.join_root(root, core.cri_socket_path(params["cri_socket"])))
+
+    systemctl = runner.binary("systemctl")
+    _rc, out, _err = runner.run([systemctl, "is-active", "kubelet"], check=False)
+    facts["kubelet_active"] = (out or "").strip() or "unknown"
+    _rc, out, _err = runner.run([systemctl, "is-enabled", "kubelet"], check=False)
+    facts["kubelet_enabled"] = (out or "").strip() or "not-found"
+    if facts["kubelet_active"] == "active":
+        _rc, out, _err = runner.run([systemctl, "show", "-p", "ActiveEnterTimestampMonotonic", "kubelet"], check=False)
+        props = core.parse_systemctl_show(out)
+        facts["kubelet_active_seconds"] = core.active_seconds(props.get("ActiveEnterTimestampMonotonic"),
+                                                             _read("/proc/uptime"))
+    return core.summarize_local(facts)
+
+
+class Executor(object):
+    """Carries out one planned action through the runner."""
+
+    def __init__(self, module, runner, params, warn):
+        self.module = module
+        self.runner = runner
+        self.params = params
+        self.root = params["root"]
+        self.warn = warn
+        self.fallback_used = False
+        self.systemctl = runner.binary("systemctl")
+
+    def _kubeadm(self):
+        return self.runner.binary("kubeadm", extra_paths=["/usr/bin", "/usr/local/bin"])
+
+    def systemctl_run(self, verb, unit, now=False, check=True, timeout=120):
+        return self.runner.run(core.systemctl_argv(self.systemctl, verb, unit, now=now), check=check, timeout=timeout)
+
+    def ensure_kubelet(self, local):
+        if not core.kubelet_enabled(local):
+            self.systemctl_run("enable", "kubelet")
+        if not core.kubelet_running(local):
+            self.systemctl_run("restart", "kubelet")
+
+    def wait_cri_socket(self):
+        sock = core.join_root(self.root, core.cri_socket_path(self.params["cri_socket"]))
+        deadline = time.time() + self.params["cri_socket_timeout"]
+        while not os.path.exists(sock):
+            if time.time() >= deadline:
+                self.module.fail_json(msg="CRI socket %s not present after %d s: is %s running?" % (
+                    sock, self.params["cri_socket_timeout"], self.params["runtime_service"]),
+                    fallback_used=self.fallback_used, commands=self.runner.log)
+            time.sleep(1)
+
+    def reset(self):
+        argv = core.reset_argv(self._kubeadm(), self.params["cri_socket"])
+        rc, out, err = self.runner.run(argv, check=False, timeout=self.params["reset_timeout"])
+        if rc == 0:
+            return
+        if not self.params["reset_fallback"]:
+            self.runner.fail("kubeadm reset failed and reset_fallback is false", argv, rc, out, err)
+        self.warn("kubeadm reset -f %s (rc %s); running the forced reset" % (
+            "timed out" if rc == 124 else "failed", rc))
+        self.forced_reset()
+
+    def kill_kubeadm(self, proc="/proc"):
+        entries = []
+        for pid in os.listdir(proc):
+            if pid.isdigit():
+                comm = _read(os.path.join(proc, pid, "comm"))
+                if comm is not None:
+                    entries.append((int(pid), comm.strip()))
+        pids = core.select_processes(entries, ["kubeadm"], exclude={os.getpid()})
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            alive = []
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                    alive.append(pid)
+                except OSError as exc:
+                    if exc.errno != errno.ESRCH:
+                        self.warn("cannot signal kubeadm pid %d: %s" % (pid, exc))
+            pids = alive
+            deadline = time.time() + 10
+            while pids and time.time() < deadline:
+                time.sleep(0.5)
+                pids = [p for p in pids if _pid_alive(p)]
+            if not pids:
+                break
+        return pids
+
+    def forced_reset(self):
+        self.fallback_used = True
+        role = self.params["role"]
+        self.systemctl_run("stop", "kubelet", check=False)
+        self.kill_kubeadm()
+        crictl = self.runner.binary("crictl", required=False, extra_paths=["/usr/bin", "/usr/local/bin"])
+        if crictl:
+            self.runner.run(core.crictl_remove_all_pods_argv(crictl, self.params["cri_socket"]), check=False, timeout=60)
+        self.systemctl_run("stop", self.params["runtime_service"], check=False)
+        umount = self.runner.binary("umount", extra_paths=["/usr/bin", "/bin"])
+        kubelet_dir = core.join_root(self.root, core.PATHS["kubelet_dir"])
+        for mount in core.mounts_under(cni.read_mountpoints(), kubelet_dir):
+            rc, out, err = self.runner.run(core.umount_lazy_argv(umount, mount), check=False, timeout=60)
+            if rc != 0:
+                self.warn("umount -l %s failed (rc %s): %s" % (mount, rc, (err or out).strip()))
+        mountpoints = set(cni.read_mountpoints())
+        netns_dirs = [core.join_root(self.root, d) for d in cni.DEFAULT_NETNS_DIRS]
+        facts = {"netns": cni.observe_netns(netns_dirs, time.time(), cni.nsfs_device())}
+        plan = cni.plan_cleanup(facts, only_stale=False, interfaces=[])
+        for path in plan["remove"]["netns"]:
+            error = cni.remove_netns_file(path, self.runner, umount, mountpoints)
+            if error:
+                self.warn("cannot remove %s: %s" % (path, error))
+        mountpoints = set(cni.read_mountpoints())
+        paths = core.fallback_paths(self.root, role)
+        skipped = []
+        for directory in paths["contents"]:
+            remove_contents(directory, mountpoints, skipped)
+        for path in paths["files"]:
+            try:
+                os.unlink(path)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    self.warn("cannot remove %s: %s" % (path, exc))
+        if skipped:
+            self.warn("left mount points in place (never removed across a mount): %s" % ", ".join(sorted(skipped)))
+        self.systemctl_run("start", self.params["runtime_service"])
+        self.wait_cri_socket()
+
+    def join(self):
+        self.wait_cri_socket()
+        p = self.params
+        argv = core.join_argv(self._kubeadm(), p["api_endpoint"], p["token"], p["ca_cert_hash"], p["node_name"],
+                              p["cri_socket"])
+        rc, out, err = self.runner.run(argv, check=False, timeout=p["join_timeout"])
+        if rc != 0:
+            detail = core.describe_failure((out or "") + "\n" + (err or ""))
+            self.runner.fail("kubeadm join failed" + (": " + detail if detail else ""), argv, rc, out, err,
+                             fallback_used=self.fallback_used)
+        self.systemctl_run("enable", "kubelet", now=True)
+
+    def init(self):
+        self.wait_cri_socket()
+        argv = core.init_argv(self._kubeadm(), self.params["init_config"])
+        rc, out, err = self.runner.run(argv, check=False, timeout=self.params["init_timeout"])
+        if rc != 0:
+            detail = core.describe_failure((out or "") + "\n" + (err or ""))
+            self.runner.fail("kubeadm init failed" + (": " + detail if detail else ""), argv, rc, out, err)
+        self.systemctl_run("enable", "kubelet", now=True)
+
+    def execute(self, action, local):
+        if action == "restart_kubelet":
+            self.ensure_kubelet(local)
+        elif action == "join":
+            self.join()
+        elif action == "reset_and_join":
+            self.reset()
+            self.join()
+        elif action == "reset":
+            self.reset()
+        elif action == "init":
+            self.init()
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == errno.EPERM
+    return True
+
+
+def remove_contents(directory, mountpoints, skipped):
+    """Remove everything below ``directory`` without crossing a mount point or following a symlink."""
+    try:
+        dev = os.lstat(directory).st_dev
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        child = os.path.join(directory, name)
+        try:
+            st = os.lstat(child)
+        except OSError:
+            continue
+        if child in mountpoints or st.st_dev != dev:
+            skipped.append(child)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            before = len(skipped)
+            remove_contents(child, mountpoints, skipped)
+            if len(skipped) == before:
+                os.rmdir(child)
+        else:
+            os.unlink(child)
+
+
+def build_module():
+    return AnsibleModule(
+        argument_spec=dict(
+            role=dict(type="str", required=True, choices=list(core.ROLES)),
+            state=dict(type="str", default="present", choices=list(core.STATES)),
+            node_name=dict(type="str"),
+            api_node=dict(type="raw"),
+            cluster_exists=dict(type="bool"),
+            api_endpoint=dict(type="str"),
+            token=dict(type="str", no_log=True),
+            ca_cert_hash=dict(type="str"),
+            init_config=dict(type="path"),
+            cri_socket=dict(type="str", default=core.DEFAULT_CRI_SOCKET),
+            runtime_service=dict(type="str", default="containerd"),
+            reset_timeout=dict(type="int", default=120),
+            join_timeout=dict(type="int", default=420),
+            init_timeout=dict(type="int", default=600),
+            cri_socket_timeout=dict(type="int", default=30),
+            reset_fallback=dict(type="bool", default=True),
+            kubelet_ready_grace=dict(type="int", default=300),
+            root=dict(type="path", default="/"),
+        ),
+        supports_check_mode=True,
+    )
+
+
+def run_module(module):
+    started = time.time()
+    params = dict(module.params)
+    params["node_name"] = params["node_name"] or socket.gethostname().lower()
+    try:
+        params["ca_cert_hash"] = core.normalize_ca_hash(params["ca_cert_hash"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    runner = Runner(module, redact=[params["token"]] if params["token"] else [])
+    local = gather(runner, params)
+    state = dict(params, local=local, now=core.wall_clock())
+    plan = core.plan(state)
+    result = dict(action=plan["action"], reasons=plan["reasons"], local=local, node_name=params["node_name"],
+                  fallback_used=False, changed=plan["action"] != "none")
+    for warning in plan["warnings"]:
+        module.warn(warning)
+    problem = plan["error"] or core.missing_message(plan)
+    if problem and module.check_mode and not plan["error"]:
+        module.warn(problem)  # check mode: the caller cannot mint a token without changing the cluster
+    elif problem:
+        module.fail_json(msg=core.redact_tokens(problem, runner.redact), commands=runner.log,
+                         duration=round(time.time() - started, 1), **result)
+    if module._diff:
+        result["diff"] = dict(before=local, after=core.predicted_local(local, plan["action"]))
+    if not module.check_mode and plan["action"] != "none":
+        executor = Executor(module, runner, params, module.warn)
+        executor.execute(plan["action"], local)
+        result["fallback_used"] = executor.fallback_used
+    result["commands"] = runner.log
+    result["duration"] = round(time.time() - started, 1)
+    module.exit_json(**result)
+
+
+def main():
+    run_module(build_module())
+
+
+if __name__ == "__main__":
+    main()
