@@ -498,11 +498,14 @@ def plan_runtime(selections, interfaces, routes, mtu, state="present", mgmt_ifna
             links.append(make_action("link", "%s on %s" % (" and ".join(what), name),
                                  ["link", "set", "dev", name, "mtu", str(mtu), "up"], name))
         present = False
+        kernel_adds_route = False
         for addr in iface["addrs"]:
             if addr["family"] != "inet" or addr["local"] != port["ip"]:
                 continue
             if addr["prefixlen"] == port["prefixlen"]:
                 present = True
+                # an admin-down interface has no connected routes; the kernel adds them when it comes up
+                kernel_adds_route = not iface.get("admin_up") and not addr["noprefixroute"]
             else:
                 cidr = "%s/%d" % (addr["local"], addr["prefixlen"])
                 dels.append(make_action("addr_del", "remove %s from %s (wrong prefix; want %s)"
@@ -526,7 +529,7 @@ def plan_runtime(selections, interfaces, routes, mtu, state="present", mgmt_ifna
         if not present:
             adds.append(make_action("addr_add", "add %s to %s" % (port["address"], name),
                                 ["addr", "add", port["address"], "dev", name], name))
-        else:
+        elif not kernel_adds_route:
             has_route = any(r["dst"] == port["network"] and r["dev"] == name for r in routes)
             if not has_route:
                 route_actions.append(make_action(

@@ -52,7 +52,7 @@ def _interface(value, name, problems):
 def _pool_range(entry, name, problems):
     text = str(entry)
     if "-" in text:
-        first, _, last = text.partition("-")
+        first, last = text.split("-", 1)
         lo, hi = _address(first.strip(), name, problems), _address(last.strip(), name, problems)
         if lo is None or hi is None:
             return None

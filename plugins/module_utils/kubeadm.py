@@ -153,11 +153,18 @@ def _kubeconfig_structured(data):
     if cluster is None and clusters:
         cluster = list(clusters.values())[0]
     cluster = cluster or {}
+    users = {}
+    for item in data.get("users") or []:
+        if isinstance(item, dict):
+            users[item.get("name")] = item.get("user") or {}
+    user = users.get(context.get("user")) or {}
     return {
         "server": cluster.get("server"),
         "ca_data": cluster.get("certificate-authority-data"),
         "ca_file": cluster.get("certificate-authority"),
         "user": context.get("user"),
+        "client_cert_data": user.get("client-certificate-data"),
+        "client_cert_file": user.get("client-certificate"),
         "clusters": len(clusters),
     }
 
@@ -174,20 +181,25 @@ def _kubeconfig_regex(text):
         "ca_data": first(r"^\s*certificate-authority-data:[ \t]*(\S+)[ \t]*$"),
         "ca_file": first(r"^\s*certificate-authority:[ \t]*(\S+)[ \t]*$"),
         "user": first(r"^\s*user:[ \t]*(\S+)[ \t]*$"),
+        "client_cert_data": first(r"^\s*client-certificate-data:[ \t]*(\S+)[ \t]*$"),
+        "client_cert_file": first(r"^\s*client-certificate:[ \t]*(\S+)[ \t]*$"),
         "clusters": len(re.findall(r"^\s*server:", text, re.MULTILINE)),
     }
 
 
 def parse_kubeconfig(text, use_yaml=True):
-    """Return ``{server, ca_pem, ca_file, user, node_name, clusters, error}`` for a kubeconfig text.
+    """Return ``{server, ca_pem, ca_file, user, client_cert_pem, client_cert_file, node_name, clusters, error}``.
 
     ``ca_pem`` is the decoded ``certificate-authority-data`` (PEM text) or None; ``ca_file`` the
-    ``certificate-authority`` path; ``node_name`` comes from a ``system:node:<name>`` user.
+    ``certificate-authority`` path; likewise ``client_cert_pem``/``client_cert_file`` for the user's
+    client certificate (whose subject CN ``system:node:<name>`` is the node's identity on a worker,
+    where kubelet.conf's user is ``default-auth``); ``node_name`` comes from a ``system:node:<name>``
+    user name (the control-plane layout kubeadm init writes).
     JSON and YAML are read structurally (PyYAML when importable); otherwise a line scanner reads the
     layout kubeadm writes.
     """
-    result = {"server": None, "ca_pem": None, "ca_file": None, "user": None, "node_name": None,
-              "clusters": 0, "error": None}
+    result = {"server": None, "ca_pem": None, "ca_file": None, "user": None, "client_cert_pem": None,
+              "client_cert_file": None, "node_name": None, "clusters": 0, "error": None}
     if text is None:
         return result
     parsed = None
@@ -209,12 +221,14 @@ def parse_kubeconfig(text, use_yaml=True):
     if parsed is None:
         parsed = _kubeconfig_regex(text)
     result.update(parsed)
-    if result["ca_data"]:
-        try:
-            result["ca_pem"] = base64.b64decode(result["ca_data"]).decode("ascii", "replace")
-        except (TypeError, ValueError, binascii.Error):
-            result["error"] = "certificate-authority-data is not valid base64"
-    result.pop("ca_data", None)
+    for data_key, pem_key, label in (("ca_data", "ca_pem", "certificate-authority-data"),
+                                     ("client_cert_data", "client_cert_pem", "client-certificate-data")):
+        if result.get(data_key):
+            try:
+                result[pem_key] = base64.b64decode(result[data_key]).decode("ascii", "replace")
+            except (TypeError, ValueError, binascii.Error):
+                result["error"] = "%s is not valid base64" % label
+        result.pop(data_key, None)
     user = result.get("user") or ""
     if isinstance(user, str) and user.startswith("system:node:"):
         result["node_name"] = user[len("system:node:"):]
@@ -252,22 +266,52 @@ def spki_hash_from_pubkey_pem(text):
 def spki_hash_from_cert_pem(text):
     """kubeadm's CA pin of the first certificate in PEM text, with cryptography; None when unavailable
     or unparseable (the module then asks openssl)."""
-    if not HAS_CRYPTOGRAPHY or not text:
-        return None
-    blocks = _pem_blocks(text, "CERTIFICATE")
-    if not blocks:
+    cert = _load_cert(text)
+    if cert is None:
         return None
     try:
-        if _default_backend is not None:
-            cert = _x509.load_der_x509_certificate(blocks[0], _default_backend())
-        else:  # pragma: no cover
-            cert = _x509.load_der_x509_certificate(blocks[0])
         spki = cert.public_key().public_bytes(
             _serialization.Encoding.DER, _serialization.PublicFormat.SubjectPublicKeyInfo
         )
     except Exception:  # any parse error: unknown, not a mismatch
         return None
     return spki_hash_from_der(spki)
+
+
+def _load_cert(text):
+    blocks = _pem_blocks(text, "CERTIFICATE")
+    if not HAS_CRYPTOGRAPHY or not blocks:
+        return None
+    try:
+        if _default_backend is not None:
+            return _x509.load_der_x509_certificate(blocks[0], _default_backend())
+        return _x509.load_der_x509_certificate(blocks[0])  # pragma: no cover
+    except Exception:
+        return None
+
+
+def node_name_from_cert_pem(text):
+    """``<name>`` of a kubelet client certificate whose subject CN is ``system:node:<name>`` (cryptography);
+    None when unknown."""
+    cert = _load_cert(text)
+    if cert is None:
+        return None
+    try:
+        from cryptography.x509.oid import NameOID
+
+        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    except Exception:
+        return None
+    for attr in names:
+        if attr.value.startswith("system:node:"):
+            return attr.value[len("system:node:"):]
+    return None
+
+
+def node_name_from_openssl_subject(text):
+    """The same from ``openssl x509 -noout -subject`` ('subject=O = system:nodes, CN = system:node:x')."""
+    m = re.search(r"CN\s*=\s*system:node:([^,/\s]+)", text or "")
+    return m.group(1) if m else None
 
 
 def normalize_ca_hash(value):
@@ -432,8 +476,8 @@ def summarize_local(facts):
     ``facts`` keys (missing ones default to "absent"/unknown): the booleans of PATHS
     (``kubelet_conf``, ``bootstrap_kubelet_conf``, ``ca_crt``, ``kubelet_config``,
     ``apiserver_manifest``, ``manifests_nonempty``, ``admin_conf``, ``etcd_data``),
-    ``kubelet_conf_text`` (parsed here), ``kubelet_conf_ca_hash`` and ``ca_crt_hash`` (computed
-    by the module), ``kubelet_active``/``kubelet_enabled`` (systemctl words),
+    ``kubelet_conf_text`` (parsed here), ``kubelet_conf_ca_hash``, ``ca_crt_hash`` and
+    ``kubelet_conf_node`` (the client certificate's node name; computed by the module), ``kubelet_active``/``kubelet_enabled`` (systemctl words),
     ``kubelet_active_seconds``, ``cri_socket`` and ``cri_socket_present``.
     """
     local = dict((k, None) for k in LOCAL_KEYS)
@@ -444,13 +488,11 @@ def summarize_local(facts):
         local[key] = facts.get(key)
     local["kubelet_active"] = facts.get("kubelet_active") or "unknown"
     local["kubelet_enabled"] = facts.get("kubelet_enabled") or "unknown"
-    if local["kubelet_conf"] and facts.get("kubelet_conf_text") is not None:
-        kc = parse_kubeconfig(facts.get("kubelet_conf_text"))
-        local["kubelet_conf_server"] = kc["server"]
-        local["kubelet_conf_node"] = kc["node_name"]
-    elif local["kubelet_conf"]:
-        local["kubelet_conf_server"] = facts.get("kubelet_conf_server")
-        local["kubelet_conf_node"] = facts.get("kubelet_conf_node")
+    if local["kubelet_conf"]:
+        kc = parse_kubeconfig(facts.get("kubelet_conf_text")) if facts.get("kubelet_conf_text") is not None else {}
+        local["kubelet_conf_server"] = facts.get("kubelet_conf_server") or kc.get("server")
+        # the client certificate's CN (worker layout) wins over a system:node:<name> user name (init layout)
+        local["kubelet_conf_node"] = facts.get("kubelet_conf_node") or kc.get("node_name")
     return local
 
 
@@ -709,11 +751,13 @@ def umount_lazy_argv(umount, path):
     return [umount, "-l", path]
 
 
-def openssl_pubkey_argv(openssl, path=None):
-    argv = [openssl, "x509", "-noout", "-pubkey"]
-    if path:
-        argv += ["-in", path]
-    return argv
+def openssl_pubkey_argv(openssl):
+    """Reads the certificate on stdin; prints its public key (PEM SubjectPublicKeyInfo)."""
+    return [openssl, "x509", "-noout", "-pubkey"]
+
+
+def openssl_subject_argv(openssl):
+    return [openssl, "x509", "-noout", "-subject"]
 
 
 # ---------------------------------------------------------------------------------------------

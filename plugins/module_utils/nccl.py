@@ -770,4 +770,6 @@ def summary_lines(parsed, judgement, binary, min_avg_busbw_gbs=DEFAULT_MIN_AVG_B
     )
     for failure in judgement["failures"]:
         lines.append("FAIL: %s" % failure)
+    for note in judgement.get("notes") or []:
+        lines.append("NOTE: %s" % note)
     return lines

@@ -36,7 +36,7 @@ description:
   - Runs only C(ip), C(netplan), C(nmcli) and, when sysfs has no speed, C(ethtool), through the collection's
     command runner (argument lists, C(LC_ALL=C), time limits).
 author:
-  - dgx_spark.cluster developers
+  - DGX Spark cluster contributors (@dgx-spark-cluster)
 options:
   ports:
     description:
@@ -533,19 +533,20 @@ class FabricIp(object):
                 continue
             if action["before"] is None:
                 remove_file(action["path"])
-                restore.append(fabric.make_action("file_remove", "remove %s" % action["path"], path=action["path"],
+                restore.append(fabric.make_action("file_remove", "removed new %s" % action["path"], path=action["path"],
                                               before=action["after"], after=None))
             else:
                 write_file(self.module, action["path"], action["before"])
-                restore.append(fabric.make_action("file_write", "restore %s" % action["path"], path=action["path"],
+                restore.append(fabric.make_action("file_write", "restored previous %s" % action["path"], path=action["path"],
                                               before=action["after"], after=action["before"]))
         reapply_ok, reapply_why = self.apply(fabric.apply_actions(persist, restore, dict(
             (a["path"], a["after"]) for a in restore if a["after"] is not None)))
         back, dummy = self.verify_mgmt(mgmt)
-        self.fail("%s after applying %s; rolled back (previous file content restored, applied again%s); "
-                  "management %s. Runtime changes already made on fabric interfaces were kept."
-                  % (why, ", ".join(a["path"] for a in file_actions),
-                     "" if reapply_ok else ", but that failed: %s" % reapply_why,
+        self.done.extend(restore)
+        self.fail("%s after applying %s; rolled back (%s; applied again%s); management %s. Runtime changes already "
+                  "made on fabric interfaces were kept."
+                  % (why, ", ".join(a["path"] for a in file_actions), "; ".join(a["text"] for a in restore) or
+                     "nothing to restore", "" if reapply_ok else ", but that failed: %s" % reapply_why,
                      "reachable again" if back else "STILL NOT reachable"),
                   rolled_back=True, changed=True)
 

@@ -296,13 +296,27 @@ def cert_hash(runner, pem):
     if not pem:
         return None
     value = core.spki_hash_from_cert_pem(pem)
-    if value:
+    if value or core.HAS_CRYPTOGRAPHY:
         return value
     openssl = runner.binary("openssl", required=False)
     if not openssl:
         return None
     rc, out, _err = runner.run(core.openssl_pubkey_argv(openssl), check=False, data=pem, timeout=30)
     return core.spki_hash_from_pubkey_pem(out) if rc == 0 else None
+
+
+def cert_node_name(runner, pem):
+    """Node name in a kubelet client certificate's subject (CN=system:node:<name>); None when unknown."""
+    if not pem:
+        return None
+    value = core.node_name_from_cert_pem(pem)
+    if value or core.HAS_CRYPTOGRAPHY:
+        return value
+    openssl = runner.binary("openssl", required=False)
+    if not openssl:
+        return None
+    rc, out, _err = runner.run(core.openssl_subject_argv(openssl), check=False, data=pem, timeout=30)
+    return core.node_name_from_openssl_subject(out) if rc == 0 else None
 
 
 def gather(runner, params):
@@ -329,6 +343,10 @@ def gather(runner, params):
         if not pem and kc["ca_file"]:
             pem = _read(core.join_root(root, kc["ca_file"]))
         facts["kubelet_conf_ca_hash"] = cert_hash(runner, pem)
+        client = kc["client_cert_pem"]
+        if not client and kc["client_cert_file"]:
+            client = _read(core.join_root(root, kc["client_cert_file"]))
+        facts["kubelet_conf_node"] = cert_node_name(runner, client)
     if facts["ca_crt"]:
         facts["ca_crt_hash"] = cert_hash(runner, _read(path("ca_crt")))
     facts["cri_socket"] = params["cri_socket"]

@@ -45,7 +45,7 @@ def run_playbook(inventory):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inventory / "hosts.yml"), PLAYBOOK,
                            "-e", "preflight_check_access=false"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def move_worker_to_control_plane(files):

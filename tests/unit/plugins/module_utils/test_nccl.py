@@ -489,7 +489,9 @@ def test_summary_lines_healthy_run():
     assert lines[1] == "ranks 2 on spark-fb97, spark-4440 | NCCL 2.28.9 | nccl-tests 2.18.3"
     assert lines[2].split() == ["size", "oop", "busbw", "ip", "busbw", "wrong", "verdict"]
     assert lines[3].split() == ["1", "GiB", "19.73", "20.80", "0", "ok"]
-    assert lines[-1] == "out of bounds: 0 | NCCL warnings: 0"
+    assert lines[-2] == "out of bounds: 0 | NCCL warnings: 0"
+    assert lines[-1].startswith("NOTE: average bus bandwidth 21.40 GB/s passes the 20.00 GB/s minimum but is below "
+                                "the 21.875 GB/s warning line")
     assert len(lines) <= 24
 
 

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# All the tests, in tiers, from one command (the README's test command; CI runs exactly this):
+#   setup    apt packages, the pinned venv, ansible-test's offline bootstrap (tests/setup.sh)
+#   lint     ansible-lint, production profile, empty skip list
+#   sanity   ansible-test sanity, no ignore file
+#   unit     pytest: parsers and planners on real captured output, modules, filters, playbook-level checks
+#   lab      Molecule scenarios on the two-node podman lab, each from fresh nodes
+#   kernel   QEMU VMs with soft-RoCE for roce_check (only with --kernel or DGX_TEST_KERNEL=1)
+# Usage: tests/run.sh [--kernel] [tier ...]     (no tier: all of setup lint sanity unit lab)
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+export PATH=$REPO/.venv/bin:$PATH
+export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 ANSIBLE_NOCOLOR=1 NO_COLOR=1
+
+kernel=${DGX_TEST_KERNEL:-0}
+tiers=()
+for arg in "$@"; do
+    case "$arg" in
+        --kernel) kernel=1 ;;
+        setup|lint|sanity|unit|lab|kernel) tiers+=("$arg") ;;
+        *) echo "unknown tier: $arg" >&2; exit 2 ;;
+    esac
+done
+[ ${#tiers[@]} -gt 0 ] || tiers=(setup lint sanity unit lab)
+[ "$kernel" = 1 ] && [[ ! " ${tiers[*]} " =~ " kernel " ]] && tiers+=(kernel)
+
+declare -A took
+failed=()
+run_tier() {
+    local name=$1 start rc
+    shift
+    printf '\n===== tier %s =====\n' "$name"
+    start=$(date +%s)
+    set +e
+    "$@"
+    rc=$?
+    set -e
+    took[$name]=$(( $(date +%s) - start ))
+    if [ $rc -ne 0 ]; then failed+=("$name"); printf '===== tier %s FAILED (rc %d) =====\n' "$name" "$rc"; fi
+    return 0
+}
+
+tier_lab() {
+    local scenario
+    lab/lab.sh image
+    for scenario in $(ls molecule | grep -v -x shared); do
+        [ -f "molecule/$scenario/molecule.yml" ] || continue
+        printf -- '--- scenario %s (fresh lab) ---\n' "$scenario"
+        lab/lab.sh down >/dev/null 2>&1 || true
+        lab/lab.sh up || return 1
+        molecule test -s "$scenario" || return 1
+    done
+    lab/lab.sh down
+}
+
+for tier in "${tiers[@]}"; do
+    case "$tier" in
+        setup) run_tier setup tests/setup.sh ;;
+        lint) run_tier lint ansible-lint --nocolor ;;
+        sanity) run_tier sanity tests/sanity.sh ;;
+        unit) run_tier unit pytest -q -p no:cacheprovider tests/unit tests/playbooks ;;
+        lab) run_tier lab tier_lab ;;
+        kernel) run_tier kernel tests/kernel/run.sh ;;
+    esac
+    # Nothing after a failed setup can run.
+    [ "$tier" = setup ] && [ ${#failed[@]} -gt 0 ] && break
+done
+
+printf '\n===== summary =====\n'
+for tier in "${tiers[@]}"; do
+    [ -n "${took[$tier]:-}" ] || continue
+    status=passed
+    [[ " ${failed[*]} " =~ " $tier " ]] && status=FAILED
+    printf '%-8s %-7s %5d s\n' "$tier" "$status" "${took[$tier]}"
+done
+[ ${#failed[@]} -eq 0 ] || { echo "failed tiers: ${failed[*]}"; exit 1; }

@@ -1,0 +1,624 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests of the fabric_ip core with real `ip -j` captures (tests/unit/fixtures/ip, see capture.sh there)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import configparser
+import os
+
+import pytest
+import yaml
+
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import fabric
+from ansible_collections.dgx_spark.cluster.plugins.module_utils.fabric import FabricError
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures")
+IP_DIR = os.path.join(FIXTURES, "ip")
+
+F1 = "enp1s0f1np1"
+F0 = "enp1s0f0np0"
+P2F1 = "enP2p1s0f1np1"
+P2F0 = "enP2p1s0f0np0"
+MGMT = "enP7s7"
+
+
+def body(path):
+    """A fixture without its '#@ ' provenance header."""
+    with open(path) as handle:
+        return "".join(line for line in handle if not line.startswith("#@"))
+
+
+def capture(scenario):
+    """(interfaces, routes) from the three captures of one scenario."""
+    addr = body(os.path.join(IP_DIR, scenario + ".addr.json"))
+    link = body(os.path.join(IP_DIR, scenario + ".link.json"))
+    route = body(os.path.join(IP_DIR, scenario + ".route.json"))
+    return fabric.parse_interfaces(addr, link), fabric.parse_routes(route)
+
+
+def two_ports():
+    """Both halves of the cabled port, each on its own /24 (the collection's default layout)."""
+    return fabric.normalize_ports([
+        {"candidates": [F1, F0], "address": "10.10.10.1/24"},
+        {"candidates": [P2F1, P2F0], "address": "10.10.11.1/24"},
+    ])
+
+
+def plan(scenario, ports=None, mgmt=(MGMT,), state="present", mtu=9000, require_carrier=True, mode="final"):
+    interfaces, routes = capture(scenario)
+    ports = ports if ports is not None else two_ports()
+    if state == "present":
+        selections, probe = fabric.choose_interfaces(ports, interfaces, mgmt, require_carrier, mode)
+    else:
+        selections, probe = fabric.absent_selections(ports, interfaces, mgmt), []
+    actions, warnings = fabric.plan_runtime(selections, interfaces, routes, mtu, state, mgmt, probed=probe)
+    return selections, actions, warnings
+
+
+def argvs(actions):
+    return [" ".join(a["argv"]) for a in actions]
+
+
+# ---- every capture parses --------------------------------------------------------------------------------------
+
+SCENARIOS = sorted(set(f.split(".")[0] for f in os.listdir(IP_DIR) if f.endswith(".json")))
+
+
+def test_all_scenarios_captured():
+    assert SCENARIOS == ["absent-done", "admin-down", "configured", "dup-on-mgmt", "duplicate", "fresh",
+                         "no-carrier", "route-missing", "wrong-half", "wrong-mtu", "wrong-prefix"]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_captures_have_provenance_and_parse(scenario):
+    for what in ("addr", "link", "route"):
+        with open(os.path.join(IP_DIR, "%s.%s.json" % (scenario, what))) as handle:
+            first = handle.readline()
+        assert first.startswith("#@ captured by dgx_spark.cluster developers on a Debian 12 build machine, "
+                                "iproute2 6.1.0, veth in a network namespace, command: ip -j")
+    interfaces, routes = capture(scenario)
+    assert set([F0, F1, P2F0, P2F1, MGMT, "lo"]) == set(interfaces)
+    assert any(r["dst"] == "default" for r in routes)
+
+
+def test_parse_configured():
+    interfaces, routes = capture("configured")
+    f1 = interfaces[F1]
+    assert f1["mtu"] == 9000
+    assert f1["carrier"] is True and f1["admin_up"] is True and f1["operstate"] == "UP"
+    assert f1["max_mtu"] == 65535 and f1["min_mtu"] == 68 and f1["kind"] == "veth"
+    assert [(a["family"], a["local"], a["prefixlen"]) for a in f1["addrs"]] == [
+        ("inet", "10.10.10.1", 24), ("inet6", "fe80::ff:fe00:102", 64)]
+    assert interfaces[F0]["carrier"] is False and interfaces[F0]["operstate"] == "DOWN"
+    assert interfaces["lo"]["max_mtu"] is None  # 0 in -d output means "not reported"
+    assert {"dst": "10.10.10.0/24", "dev": F1, "protocol": "kernel", "scope": "link", "prefsrc": "10.10.10.1",
+            "flags": []} in routes
+
+
+def test_parse_admin_down_has_unknown_carrier():
+    interfaces, dummy = capture("admin-down")
+    assert interfaces[F1]["admin_up"] is False
+    assert interfaces[F1]["carrier"] is None
+    assert interfaces[F0]["carrier"] is False
+
+
+def test_parse_noprefixroute_and_linkdown_route():
+    interfaces, dummy = capture("route-missing")
+    assert interfaces[F1]["addrs"][0]["noprefixroute"] is True
+    dummy, routes = capture("duplicate")
+    assert [r["flags"] for r in routes if r["dev"] == F0] == [["linkdown"]]
+
+
+def test_parse_addr_only_and_empty():
+    interfaces = fabric.parse_interfaces(body(os.path.join(IP_DIR, "fresh.addr.json")))
+    assert interfaces[F1]["max_mtu"] is None and interfaces[F1]["carrier"] is True
+    assert fabric.parse_interfaces("", "") == {}
+    assert fabric.parse_routes("\n") == []
+    with pytest.raises(FabricError, match="cannot parse ip -j addr show"):
+        fabric.parse_interfaces("Error: ...")
+    with pytest.raises(FabricError, match="not a JSON list"):
+        fabric.parse_routes('{"dst": "default"}')
+
+
+# ---- input validation ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("address, message", [
+    ("10.10.10.0/24", "is the network address of 10.10.10.0/24"),
+    ("10.10.10.255/24", "is the broadcast address of 10.10.10.0/24"),
+    ("10.10.10.4/30", "network address"),
+    ("10.10.10.1", "with a prefix length"),
+    ("10.10.10.1/33", "not a valid CIDR"),
+    ("10.10.10.300/24", "not a valid CIDR"),
+    ("10.10.10.1/32", "prefix /32"),
+    ("10.10.10.1/0", "prefix /0"),
+    ("fd00::1/64", "only IPv4"),
+    ("127.0.0.2/8", "loopback"),
+    ("224.0.0.5/24", "multicast"),
+    ("240.0.0.1/24", "reserved"),
+    (None, "with a prefix length"),
+])
+def test_bad_addresses(address, message):
+    with pytest.raises(FabricError, match=message.replace("(", r"\(")):
+        fabric.normalize_ports([{"candidates": [F1], "address": address}])
+
+
+def test_slash31_allows_both_addresses():
+    ports = fabric.normalize_ports([{"candidates": [F1], "address": "10.10.10.0/31"},
+                                    {"candidates": [P2F1], "address": "10.10.11.1/31"}])
+    assert [p["address"] for p in ports] == ["10.10.10.0/31", "10.10.11.1/31"]
+    assert ports[0]["network"] == "10.10.10.0/31"
+
+
+def test_address_is_normalised():
+    port = fabric.normalize_ports([{"candidates": [F1], "address": " 10.10.10.1/24"}])[0]
+    assert (port["address"], port["ip"], port["prefixlen"], port["network"]) == (
+        "10.10.10.1/24", "10.10.10.1", 24, "10.10.10.0/24")
+
+
+@pytest.mark.parametrize("ports, message", [
+    ([], "at least one"),
+    ([{"candidates": [F1], "address": "10.10.10.1/24"}, {"candidates": [P2F1], "address": "10.10.10.1/16"}],
+     r"ports\[1\]: address 10.10.10.1 is already given to ports\[0\]"),
+    ([{"candidates": [F1, F1], "address": "10.10.10.1/24"}], "listed twice: enp1s0f1np1"),
+    ([{"candidates": [], "address": "10.10.10.1/24"}], "at least one interface"),
+    ([{"candidates": ["eth 0"], "address": "10.10.10.1/24"}], "invalid interface name"),
+    ([{"candidates": ["enp1s0f1np1np1np1"], "address": "10.10.10.1/24"}], "invalid interface name"),
+    ([{"candidates": ["../etc"], "address": "10.10.10.1/24"}], "invalid interface name"),
+    (["enp1s0f1np1"], "must be a dict"),
+])
+def test_bad_ports(ports, message):
+    with pytest.raises(FabricError, match=message):
+        fabric.normalize_ports(ports)
+
+
+def test_all_port_errors_reported_at_once():
+    with pytest.raises(FabricError) as err:
+        fabric.normalize_ports([{"candidates": [F1], "address": "10.10.10.0/24"},
+                                {"candidates": ["bad name"], "address": "10.10.11.1/24"}])
+    assert "ports[0]" in str(err.value) and "ports[1]" in str(err.value)
+
+
+@pytest.mark.parametrize("mtu", [67, 9217, 65535, 0, -1, True, "9000"])
+def test_bad_mtu(mtu):
+    with pytest.raises(FabricError, match="outside 68..9216"):
+        fabric.validate_mtu(mtu)
+
+
+@pytest.mark.parametrize("mtu", [68, 1500, 9000, 9216])
+def test_good_mtu(mtu):
+    assert fabric.validate_mtu(mtu) == mtu
+
+
+def test_device_max_mtu_checked():
+    interfaces, dummy = capture("fresh")
+    selections, dummy = fabric.choose_interfaces(two_ports(), interfaces, (MGMT,))
+    fabric.check_device_mtu(selections, interfaces, 9216)  # veth max_mtu 65535
+    interfaces[F1]["max_mtu"] = 9000  # constructed: a device that stops at 9000
+    with pytest.raises(FabricError, match="enp1s0f1np1 accepts at most MTU 9000"):
+        fabric.check_device_mtu(selections, interfaces, 9216)
+
+
+def test_mgmt_conflicts():
+    ports = two_ports()
+    fabric.check_mgmt_conflicts(ports, "192.168.86.38")
+    fabric.check_mgmt_conflicts(ports, None)
+    with pytest.raises(FabricError, match="10.10.10.1 is the management address"):
+        fabric.check_mgmt_conflicts(ports, "10.10.10.1")
+    with pytest.raises(FabricError, match="fabric network 10.10.11.0/24 contains the management address"):
+        fabric.check_mgmt_conflicts(ports, "10.10.11.7")
+    fabric.check_mgmt_conflicts(ports, "fe80::1")
+    with pytest.raises(FabricError, match="not an IP address"):
+        fabric.check_mgmt_conflicts(ports, "spark-2959")
+
+
+def test_shared_network_warning():
+    ports = fabric.normalize_ports([{"candidates": [F1], "address": "10.10.10.1/24"},
+                                    {"candidates": [P2F1], "address": "10.10.10.3/24"}])
+    assert "share network 10.10.10.0/24" in fabric.shared_network_warnings(ports)[0]
+    assert fabric.shared_network_warnings(two_ports()) == []
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("192.168.86.10 51234 192.168.86.38 22", "192.168.86.38"),
+    ("fe80::1 40000 fe80::2%enP7s7 22", "fe80::2"),
+    ("2001:db8::10 40000 2001:db8::38 22", "2001:db8::38"),
+    ("", None), (None, None), ("garbage", None), ("1 2 spark-2959 22", None),
+])
+def test_mgmt_from_ssh_connection(value, expected):
+    assert fabric.mgmt_from_ssh_connection(value) == expected
+
+
+def test_find_address_holders():
+    interfaces, dummy = capture("dup-on-mgmt")
+    assert fabric.find_address_holders(interfaces, "10.10.10.1") == [MGMT, F1]
+    assert fabric.find_address_holders(interfaces, "192.168.86.38") == [MGMT]
+    assert fabric.find_address_holders(interfaces, "10.9.9.9") == []
+
+
+# ---- choosing the interface ------------------------------------------------------------------------------------
+
+def test_choose_first_with_carrier():
+    interfaces, dummy = capture("fresh")
+    ports = fabric.normalize_ports([{"candidates": [F0, F1, P2F1], "address": "10.10.10.1/24"}])
+    selections, probe = fabric.choose_interfaces(ports, interfaces, (MGMT,))
+    assert selections[0]["name"] == F1 and probe == []
+    assert [(c["name"], c["carrier"]) for c in selections[0]["candidates"]] == [(F0, False), (F1, True), (P2F1, True)]
+
+
+def test_choose_no_carrier_fails_naming_ports_and_state():
+    interfaces, dummy = capture("no-carrier")
+    ports = fabric.normalize_ports([{"candidates": [F1, "enp9s0f9np9"], "address": "10.10.10.1/24"},
+                                    {"candidates": [P2F1], "address": "10.10.11.1/24"}])
+    with pytest.raises(FabricError) as err:
+        fabric.choose_interfaces(ports, interfaces, (MGMT,))
+    msg = str(err.value)
+    assert "10.10.10.1/24: no candidate has carrier" in msg and "10.10.11.1/24: no candidate has carrier" in msg
+    assert "enp1s0f1np1 (operstate DOWN, carrier no)" in msg
+    assert "enp9s0f9np9 (does not exist)" in msg
+
+
+def test_choose_no_carrier_allowed():
+    interfaces, dummy = capture("no-carrier")
+    ports = fabric.normalize_ports([{"candidates": ["enp9s0f9np9", F1, F0], "address": "10.10.10.1/24"}])
+    selections, dummy = fabric.choose_interfaces(ports, interfaces, (MGMT,), require_carrier=False)
+    assert selections[0]["name"] == F1
+    assert "require_carrier=false" in selections[0]["reason"]
+
+
+def test_choose_unknown_interface():
+    interfaces, dummy = capture("fresh")
+    ports = fabric.normalize_ports([{"candidates": ["enp9s0f0np0", "enp9s0f1np1"], "address": "10.10.10.1/24"}])
+    with pytest.raises(FabricError, match="none of the candidates exist: enp9s0f0np0, enp9s0f1np1"):
+        fabric.choose_interfaces(ports, interfaces, (MGMT,), require_carrier=False)
+
+
+def test_choose_skips_management_interface():
+    interfaces, dummy = capture("fresh")
+    # the seed toolkit's example config used the LAN NIC enP7s7 as a fabric interface
+    ports = fabric.normalize_ports([{"candidates": [MGMT, F1], "address": "10.10.10.1/24"}])
+    selections, dummy = fabric.choose_interfaces(ports, interfaces, (MGMT,))
+    assert selections[0]["name"] == F1
+    assert selections[0]["candidates"][0]["skipped"] == "carries the management address"
+    ports = fabric.normalize_ports([{"candidates": [MGMT], "address": "10.10.10.1/24"}])
+    with pytest.raises(FabricError, match="every existing candidate is skipped: enP7s7 .*skipped: carries the "
+                                          "management address"):
+        fabric.choose_interfaces(ports, interfaces, (MGMT,))
+
+
+def test_choose_overlap_is_an_error():
+    interfaces, dummy = capture("fresh")
+    ports = fabric.normalize_ports([{"candidates": [F1, P2F1], "address": "10.10.10.1/24"},
+                                    {"candidates": [F1, P2F1], "address": "10.10.11.1/24"}])
+    with pytest.raises(FabricError, match="ports overlap: enp1s0f1np1 would serve 10.10.10.1/24 and 10.10.11.1/24"):
+        fabric.choose_interfaces(ports, interfaces, (MGMT,))
+    # overlapping candidate lists are fine as long as the choices differ
+    ports = fabric.normalize_ports([{"candidates": [F1, P2F1], "address": "10.10.10.1/24"},
+                                    {"candidates": [P2F1, F1], "address": "10.10.11.1/24"}])
+    selections, dummy = fabric.choose_interfaces(ports, interfaces, (MGMT,))
+    assert [s["name"] for s in selections] == [F1, P2F1]
+
+
+def test_choose_admin_down_modes():
+    interfaces, dummy = capture("admin-down")
+    ports = two_ports()
+    selections, probe = fabric.choose_interfaces(ports, interfaces, (MGMT,), mode="probe")
+    assert probe == [F1, P2F1]
+    selections, probe = fabric.choose_interfaces(ports, interfaces, (MGMT,), mode="assume")
+    assert [s["name"] for s in selections] == [F1, P2F1] and probe == [F1, P2F1]
+    assert "assumed to get carrier" in selections[0]["reason"]
+    with pytest.raises(FabricError, match=r"enp1s0f1np1 \(operstate DOWN, carrier unknown \(link down\)\)"):
+        fabric.choose_interfaces(ports, interfaces, (MGMT,), mode="final")
+
+
+def test_probe_settled():
+    ports = two_ports()
+    interfaces, dummy = capture("admin-down")
+    assert not fabric.probe_settled(ports, interfaces, [F1, P2F1])
+    interfaces, dummy = capture("fresh")  # what admin-down looks like once the f1 halves are up
+    assert fabric.probe_settled(ports, interfaces, [F1, P2F1])
+    interfaces, dummy = capture("no-carrier")  # probed, still no carrier: keep waiting (until the timeout)
+    assert not fabric.probe_settled(ports, interfaces, [F1])
+
+
+# ---- runtime plans from real captures --------------------------------------------------------------------------
+
+def test_plan_fresh():
+    selections, actions, warnings = plan("fresh")
+    assert argvs(actions) == [
+        "link set dev enp1s0f1np1 mtu 9000 up",
+        "link set dev enP2p1s0f1np1 mtu 9000 up",
+        "addr add 10.10.10.1/24 dev enp1s0f1np1",
+        "addr add 10.10.11.1/24 dev enP2p1s0f1np1",
+    ]
+    assert [a["text"] for a in actions][0] == "set MTU 9000 (was 1500) on enp1s0f1np1"
+    assert warnings == []
+
+
+def test_plan_configured_is_idempotent():
+    selections, actions, warnings = plan("configured")
+    assert actions == [] and warnings == []
+    assert [s["name"] for s in selections] == [F1, P2F1]
+
+
+def test_plan_wrong_half_moves_the_address():
+    selections, actions, dummy = plan("wrong-half")
+    assert argvs(actions) == [
+        "link set dev enp1s0f1np1 mtu 9000 up",
+        "addr del 10.10.10.1/24 dev enP2p1s0f1np1",
+        "addr add 10.10.10.1/24 dev enp1s0f1np1",
+        "addr add 10.10.11.1/24 dev enP2p1s0f1np1",
+    ]
+    assert actions[1]["text"] == "remove duplicate 10.10.10.1/24 from enP2p1s0f1np1 (10.10.10.1 belongs on enp1s0f1np1)"
+
+
+def test_plan_wrong_half_single_port_seed_default():
+    # the seed toolkit's default: one address, candidates enp1s0f1np1 then enP2p1s0f1np1
+    ports = fabric.normalize_ports([{"candidates": [F1, P2F1], "address": "10.10.10.1/24"}])
+    selections, actions, dummy = plan("wrong-half", ports=ports)
+    assert selections[0]["name"] == F1
+    assert argvs(actions) == [
+        "link set dev enp1s0f1np1 mtu 9000 up",
+        "addr del 10.10.10.1/24 dev enP2p1s0f1np1",
+        "addr add 10.10.10.1/24 dev enp1s0f1np1",
+    ]
+
+
+def test_plan_duplicate_any_prefix():
+    selections, actions, dummy = plan("duplicate")
+    assert argvs(actions) == ["addr del 10.10.10.1/16 dev enp1s0f0np0"]
+
+
+def test_plan_wrong_prefix():
+    selections, actions, dummy = plan("wrong-prefix")
+    assert argvs(actions) == ["addr del 10.10.10.1/30 dev enp1s0f1np1", "addr add 10.10.10.1/24 dev enp1s0f1np1"]
+    assert "wrong prefix; want 10.10.10.1/24" in actions[0]["text"]
+
+
+def test_plan_wrong_mtu():
+    selections, actions, dummy = plan("wrong-mtu")
+    assert argvs(actions) == ["link set dev enp1s0f1np1 mtu 9000 up", "link set dev enP2p1s0f1np1 mtu 9000 up"]
+    selections, actions, dummy = plan("wrong-mtu", mtu=1500)
+    assert actions == []
+
+
+def test_plan_route_missing():
+    selections, actions, dummy = plan("route-missing")
+    assert argvs(actions) == ["route replace 10.10.10.0/24 dev enp1s0f1np1 proto kernel scope link src 10.10.10.1"]
+
+
+def test_plan_duplicate_on_management_interface_is_left_alone():
+    selections, actions, warnings = plan("dup-on-mgmt")
+    assert actions == []
+    assert warnings == ["duplicate 10.10.10.1/24 left on enP7s7: it carries the management address; "
+                        "remove it by hand"]
+    selections, actions, warnings = plan("dup-on-mgmt", mgmt=())
+    assert argvs(actions) == ["addr del 10.10.10.1/24 dev enP7s7"]
+
+
+def test_plan_admin_down_check_mode_prediction():
+    # check mode: the f1 halves would be brought up to read carrier, then configured
+    selections, actions, dummy = plan("admin-down", mode="assume")
+    assert argvs(actions) == [
+        "link set dev enp1s0f1np1 mtu 9000 up",
+        "link set dev enP2p1s0f1np1 mtu 9000 up",
+        "addr add 10.10.10.1/24 dev enp1s0f1np1",
+        "addr add 10.10.11.1/24 dev enP2p1s0f1np1",
+    ]
+    assert [a["text"] for a in actions[:1]] == ["set MTU 9000 (was 1500) on enp1s0f1np1"]  # probe brings it up
+    assert argvs(fabric.probe_actions([F1])) == ["link set dev enp1s0f1np1 up"]
+
+
+def test_plan_no_carrier_fails_before_any_action():
+    with pytest.raises(FabricError, match="no candidate has carrier"):
+        plan("no-carrier")
+
+
+def test_plan_absent():
+    selections, actions, warnings = plan("configured", state="absent")
+    assert argvs(actions) == ["addr del 10.10.10.1/24 dev enp1s0f1np1", "addr del 10.10.11.1/24 dev enP2p1s0f1np1"]
+    assert selections[0]["name"] is None
+    selections, actions, warnings = plan("absent-done", state="absent")
+    assert actions == [] and warnings == []
+    # absent on the wrong half still finds it (any candidate, any prefix)
+    ports = fabric.normalize_ports([{"candidates": [F1, P2F1], "address": "10.10.10.1/24"}])
+    selections, actions, dummy = plan("wrong-half", ports=ports, state="absent")
+    assert argvs(actions) == ["addr del 10.10.10.1/24 dev enP2p1s0f1np1"]
+
+
+def test_plan_absent_never_touches_management_interface():
+    ports = fabric.normalize_ports([{"candidates": [F1, MGMT], "address": "10.10.10.1/24"}])
+    selections, actions, warnings = plan("dup-on-mgmt", ports=ports, state="absent")
+    assert argvs(actions) == ["addr del 10.10.10.1/24 dev enp1s0f1np1"]
+    assert warnings == ["left 10.10.10.1/24 on enP7s7: it carries the management address"]
+
+
+def test_simulate_then_plan_converges():
+    interfaces, routes = capture("wrong-half")
+    selections, dummy = fabric.choose_interfaces(two_ports(), interfaces, (MGMT,))
+    actions, dummy = fabric.plan_runtime(selections, interfaces, routes, 9000)
+    after = fabric.simulate(interfaces, actions)
+    assert interfaces[P2F1]["addrs"][0]["local"] == "10.10.10.1"  # the input is not modified
+    dummy, configured_routes = capture("configured")
+    assert fabric.plan_runtime(selections, after, configured_routes, 9000) == ([], [])
+
+
+# ---- persistence -----------------------------------------------------------------------------------------------
+
+NETPLAN_TWO = """\
+# Managed by dgx_spark.cluster.fabric_ip (Ansible). Local changes are overwritten.
+network:
+  version: 2
+  renderer: networkd
+  ethernets:
+    enP2p1s0f1np1:
+      addresses:
+        - 10.10.11.1/24
+      mtu: 9000
+      dhcp4: false
+      dhcp6: false
+      link-local: []
+    enp1s0f1np1:
+      addresses:
+        - 10.10.10.1/24
+      mtu: 9000
+      dhcp4: false
+      dhcp6: false
+      link-local: []
+"""
+
+
+def test_render_netplan_exact_and_deterministic():
+    entries = [(F1, "10.10.10.1/24"), (P2F1, "10.10.11.1/24")]
+    assert fabric.render_netplan(entries, 9000) == NETPLAN_TWO
+    assert fabric.render_netplan(list(reversed(entries)), 9000) == NETPLAN_TWO
+    doc = yaml.safe_load(NETPLAN_TWO)
+    assert doc == {"network": {"version": 2, "renderer": "networkd", "ethernets": {
+        F1: {"addresses": ["10.10.10.1/24"], "mtu": 9000, "dhcp4": False, "dhcp6": False, "link-local": []},
+        P2F1: {"addresses": ["10.10.11.1/24"], "mtu": 9000, "dhcp4": False, "dhcp6": False, "link-local": []},
+    }}}
+
+
+def test_render_netplan_from_selections():
+    interfaces, dummy = capture("fresh")
+    selections, dummy = fabric.choose_interfaces(two_ports(), interfaces, (MGMT,))
+    assert fabric.desired_entries(selections) == [(P2F1, "10.10.11.1/24"), (F1, "10.10.10.1/24")]
+    files = fabric.desired_files("netplan", "present", fabric.desired_entries(selections), 9000)
+    assert files == {"/etc/netplan/40-dgx-spark-fabric.yaml": NETPLAN_TWO}
+
+
+def test_render_netplan_quotes_yaml_words():
+    text = fabric.render_netplan([("on", "10.10.10.1/24")], 9000)
+    assert '    "on":' in text
+    assert list(yaml.safe_load(text)["network"]["ethernets"]) == ["on"]
+
+
+NM_F1 = """\
+# Managed by dgx_spark.cluster.fabric_ip (Ansible). Local changes are overwritten.
+[connection]
+id=dgx-spark-fabric-enp1s0f1np1
+uuid=%s
+type=ethernet
+interface-name=enp1s0f1np1
+autoconnect=true
+autoconnect-priority=100
+
+[ethernet]
+mtu=9000
+
+[ipv4]
+method=manual
+address1=10.10.10.1/24
+
+[ipv6]
+method=disabled
+"""
+
+
+def test_render_nm_keyfile_exact():
+    text = fabric.render_nm_keyfile(F1, "10.10.10.1/24", 9000)
+    uuid_line = [line for line in text.splitlines() if line.startswith("uuid=")][0]
+    assert text == NM_F1 % uuid_line[5:]
+    assert text == fabric.render_nm_keyfile(F1, "10.10.10.1/24", 9000)  # stable UUID
+    assert uuid_line != [line for line in fabric.render_nm_keyfile(P2F1, "10.10.11.1/24", 9000).splitlines()
+                         if line.startswith("uuid=")][0]
+    parser = configparser.ConfigParser(comment_prefixes=("#",))
+    parser.read_string(text)
+    assert parser["ipv4"]["address1"] == "10.10.10.1/24" and parser["ethernet"]["mtu"] == "9000"
+    assert fabric.nm_keyfile_path(F1) == "/etc/NetworkManager/system-connections/dgx-spark-fabric-enp1s0f1np1.nmconnection"
+
+
+def test_desired_files_nm_and_none_and_absent():
+    entries = [(F1, "10.10.10.1/24"), (P2F1, "10.10.11.1/24")]
+    files = fabric.desired_files("networkmanager", "present", entries, 9000, nm_dir="/nm/")
+    assert sorted(files) == ["/nm/dgx-spark-fabric-enP2p1s0f1np1.nmconnection",
+                             "/nm/dgx-spark-fabric-enp1s0f1np1.nmconnection"]
+    assert fabric.desired_files("none", "present", entries, 9000) == {}
+    assert fabric.desired_files("netplan", "absent", entries, 9000) == {}
+    assert fabric.is_nm_owned("dgx-spark-fabric-enp1s0f1np1.nmconnection")
+    assert not fabric.is_nm_owned("Wired connection 3.nmconnection")
+
+
+def test_plan_files():
+    path = "/etc/netplan/40-dgx-spark-fabric.yaml"
+    desired = {path: NETPLAN_TWO}
+    assert [a["text"] for a in fabric.plan_files(desired, {})] == [
+        "create /etc/netplan/40-dgx-spark-fabric.yaml (mode 0600)"]
+    assert fabric.plan_files(desired, {path: (NETPLAN_TWO, 0o100600)}) == []
+    assert [a["text"] for a in fabric.plan_files(desired, {path: (NETPLAN_TWO, 0o100644)})] == [
+        "set mode 0600 on /etc/netplan/40-dgx-spark-fabric.yaml (was 0644)"]
+    rewrite = fabric.plan_files(desired, {path: ("old\n", 0o100600)})
+    assert [(a["kind"], a["before"], a["after"]) for a in rewrite] == [("file_write", "old\n", NETPLAN_TWO)]
+    assert [a["kind"] for a in fabric.plan_files({}, {path: ("old\n", 0o100600)})] == ["file_remove"]
+    assert fabric.plan_files({}, {}) == []
+
+
+def test_apply_actions():
+    path = "/etc/netplan/40-dgx-spark-fabric.yaml"
+    writes = fabric.plan_files({path: NETPLAN_TWO}, {})
+    assert [a["text"] for a in fabric.apply_actions("netplan", writes, {path: NETPLAN_TWO})] == ["netplan apply"]
+    mode_only = fabric.plan_files({path: NETPLAN_TWO}, {path: (NETPLAN_TWO, 0o100644)})
+    assert fabric.apply_actions("netplan", mode_only, {path: NETPLAN_TWO}) == []
+    nm_new = "/nm/dgx-spark-fabric-enp1s0f1np1.nmconnection"
+    nm_old = "/nm/dgx-spark-fabric-enp1s0f0np0.nmconnection"
+    nm = fabric.plan_files({nm_new: "x"}, {nm_old: ("y", 0o100600)})
+    assert [a["text"] for a in fabric.apply_actions("networkmanager", nm, {nm_new: "x"})] == [
+        "nmcli connection reload", "nmcli connection up dgx-spark-fabric-enp1s0f1np1"]
+
+
+# ---- reporting -------------------------------------------------------------------------------------------------
+
+def test_build_diff_check_mode_prediction():
+    interfaces, routes = capture("wrong-half")
+    selections, dummy = fabric.choose_interfaces(two_ports(), interfaces, (MGMT,))
+    actions, dummy = fabric.plan_runtime(selections, interfaces, routes, 9000)
+    files = fabric.plan_files({"/p.yaml": NETPLAN_TWO}, {})
+    diff = fabric.build_diff(interfaces, selections, actions, files)
+    assert [d["before_header"] for d in diff] == ["IPv4 addresses (before)", "MTU and link (before)", "/p.yaml (before)"]
+    assert diff[0]["before"] == "enP2p1s0f1np1: 10.10.10.1/24\nenp1s0f1np1: (no IPv4 address)\n"
+    assert diff[0]["after"] == "enP2p1s0f1np1: 10.10.11.1/24\nenp1s0f1np1: 10.10.10.1/24\n"
+    assert diff[1]["before"] == "enP2p1s0f1np1: mtu 9000, up\nenp1s0f1np1: mtu 1500, up\n"
+    assert diff[1]["after"] == "enP2p1s0f1np1: mtu 9000, up\nenp1s0f1np1: mtu 9000, up\n"
+    assert diff[2]["before"] == "" and diff[2]["after"] == NETPLAN_TWO
+
+
+def test_port_report():
+    interfaces, dummy = capture("configured")
+    selections, dummy = fabric.choose_interfaces(two_ports(), interfaces, (MGMT,))
+    report = fabric.port_report(selections, interfaces, {F1: 200000, P2F1: None})
+    assert report[0] == {
+        "name": F1, "address": "10.10.10.1/24", "mtu": 9000, "carrier": True, "operstate": "UP",
+        "speed_mbps": 200000, "reason": "first candidate with carrier",
+        "candidates": [
+            {"name": F1, "exists": True, "operstate": "UP", "carrier": True, "mtu": 9000, "skipped": None},
+            {"name": F0, "exists": True, "operstate": "DOWN", "carrier": False, "mtu": 1500, "skipped": None},
+        ],
+    }
+    assert report[1]["speed_mbps"] is None
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("200000\n", 200000), ("10000", 10000), ("-1\n", None), ("4294967295\n", None), ("", None), (None, None),
+    ("x", None),
+])
+def test_parse_sysfs_speed(text, expected):
+    assert fabric.parse_sysfs_speed(text) == expected
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("spark-grep-speed-200G.txt", 200000),
+    ("spark-grep-speed-100G-switch-autoneg.txt", 100000),
+])
+def test_parse_ethtool_speed_real(name, expected):
+    path = os.path.join(FIXTURES, "ethtool", name)
+    if not os.path.exists(path):
+        pytest.skip("shared ethtool fixture %s not copied into tests/unit/fixtures/ethtool" % name)
+    assert fabric.parse_ethtool_speed(body(path)) == expected
+
+
+def test_parse_ethtool_speed_unknown():
+    # constructed: the lines ethtool prints for a port without link
+    assert fabric.parse_ethtool_speed("Settings for enP2p1s0f0np0:\n\tSpeed: Unknown!\n\tDuplex: Unknown! (255)\n") is None
+    assert fabric.parse_ethtool_speed("") is None
