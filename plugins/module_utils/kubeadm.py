@@ -247,9 +247,11 @@ def _pem_blocks(text, label):
     pattern = re.compile(r"-----BEGIN %s-----(.*?)-----END %s-----" % (label, label), re.DOTALL)
     for body in pattern.findall(text):
         try:
-            blocks.append(base64.b64decode("".join(body.split())))
+            der = base64.b64decode("".join(body.split()), validate=True)
         except (TypeError, ValueError, binascii.Error):
             continue
+        if der:
+            blocks.append(der)
     return blocks
 
 

@@ -73,7 +73,7 @@ options:
     default: all_reduce_perf
   binary_dir:
     description:
-      - Directory holding O(binary) (for example C(~/nccl-tests/build) expanded to an absolute path). Without it a
+      - Directory holding O(binary) (for example C(/opt/nccl-tests/build); C(~) is expanded on the launcher). Without it a
         bare name is looked up in C(PATH). The path must be the same on every host.
     type: path
   binary_args:
