@@ -57,7 +57,8 @@ build_image() {
     started=$(date +%s)
     command -v debootstrap >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
     rootfs=$(mktemp -d /var/tmp/dgxlab-rootfs.XXXXXX)
-    trap 'rm -rf "$rootfs"' RETURN
+    # shellcheck disable=SC2064  # expand now: the trap must remove this very directory
+    trap "rm -rf '$rootfs'" EXIT
     log "debootstrap bookworm into $rootfs (about a minute)"
     debootstrap --variant=minbase --include="$(paste -sd, "$LAB_DIR/image/packages.txt")" \
         bookworm "$rootfs" "$(apt_mirror)" >"$STATE/debootstrap.log" 2>&1 \
@@ -85,6 +86,8 @@ CHROOT
     # Keep only the current image of the lab.
     podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/dgx-spark-lab:' | grep -v -x "$tag" \
         | xargs -r podman rmi -f >/dev/null 2>&1 || true
+    rm -rf "$rootfs"
+    trap - EXIT
     log "built $tag in $(( $(date +%s) - started )) s"
 }
 

@@ -136,7 +136,7 @@ def plan_cleanup(facts, only_stale=True, interfaces=None, min_age=60):
     ``facts``:
       ``netns``: [{name, path, error, nsfs, inode, age}] (``error`` set when stat/open failed)
       ``live``: {inode: [pids]} of network namespaces processes are in or hold open
-      ``live_complete``: False when /proc could not be fully read (permission denied)
+      ``live_complete``: False when /proc could not be fully read (permission denied); ``unreadable``: those pids
       ``netns_ids``: {name: nsid} from ``ip netns list``
       ``sandboxes``: [ids] from crictl (any state) or None when unknown; ``sandboxes_error``: why
       ``state_entries``: [{path, name, container_id}]
@@ -178,7 +178,8 @@ def plan_cleanup(facts, only_stale=True, interfaces=None, min_age=60):
         if pids:
             keep("netns", path, "in use by running process(es) %s" % ", ".join(str(p) for p in sorted(pids)[:5]))
         elif not live_complete:
-            keep("netns", path, "the /proc scan was incomplete (permission denied); cannot prove it unused")
+            keep("netns", path, "the /proc scan was incomplete (permission denied for pid %s); cannot prove it "
+                 "unused" % ", ".join(str(p) for p in (facts.get("unreadable") or ["?"])[:5]))
         elif young:
             keep("netns", path, "unused but only %ds old (min_age=%d): a sandbox may be starting" % (age, min_age))
         else:
@@ -306,12 +307,15 @@ def observe_netns(dirs, now, nsfs_dev, prefix=NETNS_PREFIX):
 
 
 def observe_live_netns(proc="/proc", nsfs_dev=None):
-    """({inode: [pids]}, complete) for every network namespace a process is in or holds open."""
-    live, complete = {}, True
+    """({inode: [pids]}, unreadable) for every network namespace a process is in or holds open.
+
+    ``unreadable`` lists the pids whose namespace or descriptors could not be read (permission denied);
+    when it is not empty the scan is incomplete and the planner keeps every valid namespace."""
+    live, unreadable = {}, []
     try:
         pids = [p for p in os.listdir(proc) if p.isdigit()]
     except OSError:
-        return live, False
+        return live, ["<%s unreadable>" % proc]
     for pid in pids:
         try:
             st = os.stat(os.path.join(proc, pid, "ns", "net"))
@@ -319,14 +323,14 @@ def observe_live_netns(proc="/proc", nsfs_dev=None):
                 live.setdefault(st.st_ino, []).append(int(pid))
         except OSError as exc:
             if exc.errno in (errno.EACCES, errno.EPERM):
-                complete = False
+                unreadable.append(int(pid))
             continue
         fd_dir = os.path.join(proc, pid, "fd")
         try:
             fds = os.listdir(fd_dir)
         except OSError as exc:
             if exc.errno in (errno.EACCES, errno.EPERM):
-                complete = False
+                unreadable.append(int(pid))
             continue
         for fd in fds:
             try:
@@ -338,7 +342,7 @@ def observe_live_netns(proc="/proc", nsfs_dev=None):
                 holders = live.setdefault(int(m.group(1)), [])
                 if int(pid) not in holders:
                     holders.append(int(pid))
-    return live, complete
+    return live, unreadable
 
 
 def observe_state_entries(dirs):

@@ -455,7 +455,7 @@ def make_action(kind, text, argv=None, ifname=None, **extra):
 
 def probe_actions(names):
     return [make_action("probe", "bring up %s to read its carrier (it is administratively down)" % name,
-                    ["link", "set", "dev", name, "up"], name) for name in names]
+                        ["link", "set", "dev", name, "up"], name) for name in names]
 
 
 def plan_runtime(selections, interfaces, routes, mtu, state="present", mgmt_ifnames=(), probed=()):
@@ -479,7 +479,7 @@ def plan_runtime(selections, interfaces, routes, mtu, state="present", mgmt_ifna
                         warnings.append("left %s on %s: it carries the management address" % (cidr, iface["name"]))
                         continue
                     dels.append(make_action("addr_del", "remove %s from %s" % (cidr, iface["name"]),
-                                        ["addr", "del", cidr, "dev", iface["name"]], iface["name"]))
+                                            ["addr", "del", cidr, "dev", iface["name"]], iface["name"]))
         return _dedupe(dels), warnings
 
     for sel in selections:
@@ -496,7 +496,7 @@ def plan_runtime(selections, interfaces, routes, mtu, state="present", mgmt_ifna
             if not up:
                 what.append("bring up")
             links.append(make_action("link", "%s on %s" % (" and ".join(what), name),
-                                 ["link", "set", "dev", name, "mtu", str(mtu), "up"], name))
+                                     ["link", "set", "dev", name, "mtu", str(mtu), "up"], name))
         present = False
         kernel_adds_route = False
         for addr in iface["addrs"]:
@@ -509,7 +509,7 @@ def plan_runtime(selections, interfaces, routes, mtu, state="present", mgmt_ifna
             else:
                 cidr = "%s/%d" % (addr["local"], addr["prefixlen"])
                 dels.append(make_action("addr_del", "remove %s from %s (wrong prefix; want %s)"
-                                    % (cidr, name, port["address"]), ["addr", "del", cidr, "dev", name], name))
+                                        % (cidr, name, port["address"]), ["addr", "del", cidr, "dev", name], name))
         # duplicates: the same IP, any prefix, on any other interface
         for other_name in sorted(interfaces):
             if other_name == name:
@@ -524,11 +524,11 @@ def plan_runtime(selections, interfaces, routes, mtu, state="present", mgmt_ifna
                                     % (cidr, other_name))
                     continue
                 dels.append(make_action("addr_del", "remove duplicate %s from %s (%s belongs on %s)"
-                                    % (cidr, other_name, port["ip"], name),
-                                    ["addr", "del", cidr, "dev", other_name], other_name))
+                                        % (cidr, other_name, port["ip"], name),
+                                        ["addr", "del", cidr, "dev", other_name], other_name))
         if not present:
             adds.append(make_action("addr_add", "add %s to %s" % (port["address"], name),
-                                ["addr", "add", port["address"], "dev", name], name))
+                                    ["addr", "replace", port["address"], "dev", name], name))
         elif not kernel_adds_route:
             has_route = any(r["dst"] == port["network"] and r["dev"] == name for r in routes)
             if not has_route:
@@ -661,12 +661,12 @@ def plan_files(desired, current):
         if path in desired:
             after = desired[path]
             if before != after:
-                actions.append(make_action("file_write", "%s %s (mode 0600)" % ("create" if before is None else "rewrite",
-                                                                          path),
-                                       path=path, before=before, after=after))
+                verb = "create" if before is None else "rewrite"
+                actions.append(make_action("file_write", "%s %s (mode 0600)" % (verb, path),
+                                           path=path, before=before, after=after))
             elif mode is not None and (mode & 0o7777) != FILE_MODE:
                 actions.append(make_action("file_mode", "set mode 0600 on %s (was %04o)" % (path, mode & 0o7777),
-                                       path=path, before=before, after=after))
+                                           path=path, before=before, after=after))
         elif before is not None:
             actions.append(make_action("file_remove", "remove %s" % path, path=path, before=before, after=None))
     return actions

@@ -646,7 +646,7 @@ def judge(
         notes.append("%d result line(s) could not be parsed (cut off?): %s"
                      % (len(parsed["unparsed_rows"]), parsed["unparsed_rows"][-1]))
 
-    wrong_sizes = [(row, row_wrong(row)) for row in rows if (row_wrong(row) or 0) > 0]
+    wrong_sizes = [row for row in rows if (row_wrong(row) or 0) > 0]
     if wrong_sizes:
         failures.append(
             "wrong values in %d size(s): %s"
@@ -656,7 +656,7 @@ def judge(
                     "%s (out-of-place %s, in-place %s)"
                     % (format_size(row["size"]), row["out_of_place"].get("wrong"),
                        row.get("in_place", {}).get("wrong"))
-                    for row, _ in wrong_sizes[:4]
+                    for row in wrong_sizes[:4]
                 ),
             )
         )

@@ -28,7 +28,7 @@ description:
   - Namespaces are removed as C(ip netns delete) does it (lazy unmount, then delete the file), so any directory in
     O(netns_dir) works.
 author:
-  - dgx_spark.cluster contributors
+  - DGX Spark cluster contributors (@dgx-spark-cluster)
 options:
   netns_dir:
     description:
@@ -72,14 +72,18 @@ options:
     type: list
     elements: str
     default: [containerd, kubelet]
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Check mode reports in RV(removed) exactly what would go and in RV(restarted) what would be restarted.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
+  platform:
+    support: full
+    platforms: posix
+    details: Linux with systemd (it reads /proc and drives units with systemctl).
   idempotent:
     description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
@@ -154,7 +158,8 @@ def gather(module, runner):
     p = module.params
     nsfs_dev = cni.nsfs_device()
     facts = {"netns": cni.observe_netns(p["netns_dir"], time.time(), nsfs_dev)}
-    facts["live"], facts["live_complete"] = cni.observe_live_netns(nsfs_dev=nsfs_dev)
+    facts["live"], facts["unreadable"] = cni.observe_live_netns(nsfs_dev=nsfs_dev)
+    facts["live_complete"] = not facts["unreadable"]
     ip = runner.binary("ip")
     rc, out, _err = runner.run(cni.ip_netns_list_argv(ip), check=False)
     facts["netns_ids"] = dict((n["name"], n["id"]) for n in cni.parse_ip_netns(out)["netns"]) if rc == 0 else {}

@@ -403,6 +403,7 @@ class FabricIp(object):
         self.done = []
         self.warnings = []
         self.ip = None
+        self.tool = None
 
     # ---- helpers --------------------------------------------------------------------------------------------
     def fail(self, msg, **extra):
@@ -426,9 +427,26 @@ class FabricIp(object):
             self.fail(str(exc))
 
     def execute(self, action):
-        if action.get("argv"):
-            self.run_ip(action["argv"], "failed to %s" % action["text"])
+        argv = action.get("argv")
+        if argv:
+            rc, out, err = self.runner.run([self.ip] + list(argv), check=False)
+            if rc != 0 and action["kind"] == "addr_del" and self.address_gone(argv[2], argv[4]):
+                rc = 0  # already gone (networkd or the kernel got there first): the goal is reached
+            if rc != 0:
+                self.runner.fail("failed to %s" % action["text"], [self.ip] + list(argv), rc, out, err,
+                                 changed=bool(self.done), actions=[a["text"] for a in self.done])
         self.done.append(action)
+
+    def address_gone(self, cidr, ifname):
+        rc, out, dummy = self.runner.run([self.ip, "-j", "addr", "show", "dev", ifname], check=False)
+        if rc != 0:
+            return True  # the interface itself is gone
+        try:
+            iface = fabric.parse_interfaces(out).get(ifname, {"addrs": []})
+        except fabric.FabricError:
+            return False
+        return "%s/%d" % (cidr.split("/")[0], int(cidr.split("/")[1])) not in [
+            "%s/%d" % (a["local"], a["prefixlen"]) for a in iface["addrs"]]
 
     def speeds(self, selections):
         result = {}
@@ -533,12 +551,12 @@ class FabricIp(object):
                 continue
             if action["before"] is None:
                 remove_file(action["path"])
-                restore.append(fabric.make_action("file_remove", "removed new %s" % action["path"], path=action["path"],
-                                              before=action["after"], after=None))
+                restore.append(fabric.make_action("file_remove", "removed new %s" % action["path"],
+                                                  path=action["path"], before=action["after"], after=None))
             else:
                 write_file(self.module, action["path"], action["before"])
-                restore.append(fabric.make_action("file_write", "restored previous %s" % action["path"], path=action["path"],
-                                              before=action["after"], after=action["before"]))
+                restore.append(fabric.make_action("file_write", "restored previous %s" % action["path"],
+                                                  path=action["path"], before=action["after"], after=action["before"]))
         reapply_ok, reapply_why = self.apply(fabric.apply_actions(persist, restore, dict(
             (a["path"], a["after"]) for a in restore if a["after"] is not None)))
         back, dummy = self.verify_mgmt(mgmt)
@@ -604,7 +622,6 @@ class FabricIp(object):
         except fabric.FabricError as exc:
             self.fail(str(exc))
         self.ip = self.runner.binary("ip")
-        self.tool = None
         if p["persist"] != "none":
             name = "netplan" if p["persist"] == "netplan" else "nmcli"
             self.tool = self.runner.binary(name, required=False)

@@ -30,7 +30,7 @@ description:
     C(/var/lib/longhorn)), removes C(cni-*) network namespaces, and starts the runtime again.
   - The join token never appears in results, errors or logs.
 author:
-  - dgx_spark.cluster contributors
+  - DGX Spark cluster contributors (@dgx-spark-cluster)
 options:
   role:
     description:
@@ -130,16 +130,20 @@ options:
       - Prefix for every local path the module reads or removes. V(/) on a real node; tests use a temporary directory.
     type: path
     default: /
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Check mode reads files and runs only read-only commands (C(systemctl is-active), C(is-enabled), C(show),
       C(openssl x509)) and returns the planned RV(action). Missing join data is a warning in check mode, not a failure.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff is the local-state summary before and as predicted after the action.
+  platform:
+    support: full
+    platforms: posix
+    details: Linux with systemd (it reads /proc and drives units with systemctl).
   idempotent:
     description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: partial
@@ -256,6 +260,10 @@ from ansible_collections.dgx_spark.cluster.plugins.module_utils import cni
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import kubeadm as core
 
 
+PROC = "/proc"
+KILL_WAIT = 10  # seconds between SIGTERM and SIGKILL for stuck kubeadm processes
+
+
 class Runner(CommandRunner):
     """CommandRunner that records what it ran and also redacts anything shaped like a bootstrap token."""
 
@@ -360,8 +368,8 @@ def gather(runner, params):
     if facts["kubelet_active"] == "active":
         _rc, out, _err = runner.run([systemctl, "show", "-p", "ActiveEnterTimestampMonotonic", "kubelet"], check=False)
         props = core.parse_systemctl_show(out)
-        facts["kubelet_active_seconds"] = core.active_seconds(props.get("ActiveEnterTimestampMonotonic"),
-                                                             _read("/proc/uptime"))
+        facts["kubelet_active_seconds"] = core.active_seconds(
+            props.get("ActiveEnterTimestampMonotonic"), _read("/proc/uptime"))
     return core.summarize_local(facts)
 
 
@@ -410,9 +418,11 @@ class Executor(object):
             "timed out" if rc == 124 else "failed", rc))
         self.forced_reset()
 
-    def kill_kubeadm(self, proc="/proc"):
+    def kill_kubeadm(self):
+        """TERM, then KILL, every process whose /proc/<pid>/comm is exactly ``kubeadm``."""
+        proc = PROC
         entries = []
-        for pid in os.listdir(proc):
+        for pid in os.listdir(proc) if os.path.isdir(proc) else []:
             if pid.isdigit():
                 comm = _read(os.path.join(proc, pid, "comm"))
                 if comm is not None:
@@ -428,7 +438,7 @@ class Executor(object):
                     if exc.errno != errno.ESRCH:
                         self.warn("cannot signal kubeadm pid %d: %s" % (pid, exc))
             pids = alive
-            deadline = time.time() + 10
+            deadline = time.time() + KILL_WAIT
             while pids and time.time() < deadline:
                 time.sleep(0.5)
                 pids = [p for p in pids if _pid_alive(p)]

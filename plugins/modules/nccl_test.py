@@ -28,7 +28,7 @@ description:
   - Never changes anything; results are returned (RV(raw_output), RV(parsed)) for the playbook to save on the
     controller.
 author:
-  - dgx_spark.cluster contributors
+  - DGX Spark cluster contributors (@dgx-spark-cluster)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -36,7 +36,7 @@ attributes:
     support: partial
     details:
       - In check mode nothing is run (not even C(nvidia-smi)); the module returns the C(mpirun) argv it would run
-        (RV(cmd)) with RV(changed=false), and warns when C(mpirun) or the binary is missing. No measurement is made,
+        (RV(cmd)) with C(changed=false), and warns when C(mpirun) or the binary is missing. No measurement is made,
         so RV(passed) is null.
   diff_mode:
     support: none
@@ -45,7 +45,7 @@ attributes:
       - When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details:
-      - It is a test; it never changes the system and always reports RV(changed=false). The measured numbers, and so
+      - It is a test; it never changes the system and always reports C(changed=false). The measured numbers, and so
         RV(passed), can differ from run to run.
   platform:
     support: full
@@ -470,52 +470,91 @@ def _resolve(module, runner, p):
     return mpirun_path or mpirun, binary_path, problems
 
 
-def _check_gpus(module, runner, gpus_per_node):
+def _check_gpus(module, runner, gpus_per_node, base):
     smi = runner.binary("nvidia-smi", required=False, extra_paths=["/usr/bin", "/usr/local/bin"])
     if not smi:
         module.fail_json(msg="nvidia-smi not found on this node: no NVIDIA driver? (require_gpus: false skips "
-                             "this check)")
+                             "this check)", **base)
     rc, out, err = runner.run([smi, "-L"], check=False, timeout=60)
     gpus = parse_nvidia_smi_list(out)
     if rc != 0 or not gpus:
         module.fail_json(msg="nvidia-smi -L shows no GPU on this node (rc %s): %s"
-                             % (rc, (err or out or "").strip()[:300]), gpus=gpus)
+                             % (rc, (err or out or "").strip()[:300]), gpus=gpus, **base)
     if len(gpus) < gpus_per_node:
         module.fail_json(msg="nvidia-smi -L shows %d GPU(s) on this node, gpus_per_node is %d"
-                             % (len(gpus), gpus_per_node), gpus=gpus)
+                             % (len(gpus), gpus_per_node), gpus=gpus, **base)
     return gpus
+
+
+ARGUMENT_SPEC = dict(
+        hosts=dict(type="list", elements="str", required=True),
+        gpus_per_node=dict(type="int", default=1),
+        binary=dict(type="str", default="all_reduce_perf"),
+        binary_dir=dict(type="path"),
+        binary_args=dict(type="list", elements="str", default=[]),
+        mpirun=dict(type="str", default="mpirun"),
+        mpi_interface=dict(type="str"),
+        ssh_user=dict(type="str"),
+        ssh_args=dict(type="list", elements="str", default=[]),
+        extra_mpirun_args=dict(type="list", elements="str", default=[]),
+        allow_run_as_root=dict(type="bool", default=False),
+        nccl_env=dict(type="dict", default={}),
+        env=dict(type="dict", default={}),
+        min_bytes=dict(type="raw", default="64M"),
+        max_bytes=dict(type="raw", default="512M"),
+        step_factor=dict(type="int", default=2),
+        allow_large_sizes=dict(type="bool", default=False),
+        iters=dict(type="int", default=20),
+        warmup_iters=dict(type="int", default=5),
+        timeout=dict(type="int", default=300),
+        min_avg_busbw_gbs=dict(type="float", default=20.0),
+        warn_avg_busbw_gbs=dict(type="float", default=21.875),
+        line_rate_gbs=dict(type="float", default=25.0),
+        require_gpus=dict(type="bool", default=True),
+        fail_on_nccl_warnings=dict(type="bool", default=False),
+        fail_on_error=dict(type="bool", default=True),
+    
+)
+
+
+def _run_and_judge(module, p, env, argv, base):
+    """Run the launch (values only in mpirun's environment), parse, judge, exit."""
+    runner = CommandRunner(_WithEnviron(module, env), default_timeout=p["timeout"])
+    started = time.time()
+    rc, out, err = runner.run(argv, check=False, timeout=p["timeout"])
+    elapsed = round(time.time() - started, 1)
+    outcome = classify_exit(rc, elapsed, p["timeout"])
+
+    parsed = parse_output(out, err)
+    verdict = judge(
+        parsed, rc=rc, outcome=outcome, timeout_s=p["timeout"],
+        expected_ranks=len(p["hosts"]) * p["gpus_per_node"], expected_hosts=len(set(p["hosts"])),
+        min_avg_busbw_gbs=p["min_avg_busbw_gbs"], warn_avg_busbw_gbs=p["warn_avg_busbw_gbs"],
+        line_rate_gbs=p["line_rate_gbs"], fail_on_nccl_warnings=p["fail_on_nccl_warnings"],
+    )
+    for line in parsed["warnings"][:MAX_ANSIBLE_WARNINGS]:
+        module.warn(line)
+    for note in verdict["notes"]:
+        if "NCCL WARN line(s)" not in note:
+            module.warn(note)
+    result = dict(
+        base, passed=verdict["passed"], failures=verdict["failures"], notes=verdict["notes"],
+        avg_busbw_gbs=parsed["avg_busbw_gbs"], line_rate_ratio=verdict["line_rate_ratio"],
+        out_of_bounds=parsed["out_of_bounds"], rows=parsed["rows"], ranks=parsed["ranks"],
+        nccl_version=parsed["nccl_version"], nccl_tests_version=parsed["nccl_tests_version"],
+        nccl_warnings=parsed["warnings"], rank_env=parsed["rank_env"], parsed=parsed,
+        summary_lines=summary_lines(parsed, verdict, p["binary"], p["min_avg_busbw_gbs"], p["line_rate_gbs"]),
+        rc=rc, timed_out=outcome == "timeout", duration_s=elapsed, raw_output=out, stderr=err,
+    )
+    if not verdict["passed"] and p["fail_on_error"]:
+        module.fail_json(msg="nccl_test failed: %s" % "; ".join(verdict["failures"]), **result)
+    module.exit_json(msg="nccl_test %s" % ("passed" if verdict["passed"] else "did not pass"), **result)
+
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            hosts=dict(type="list", elements="str", required=True),
-            gpus_per_node=dict(type="int", default=1),
-            binary=dict(type="str", default="all_reduce_perf"),
-            binary_dir=dict(type="path"),
-            binary_args=dict(type="list", elements="str", default=[]),
-            mpirun=dict(type="str", default="mpirun"),
-            mpi_interface=dict(type="str"),
-            ssh_user=dict(type="str"),
-            ssh_args=dict(type="list", elements="str", default=[]),
-            extra_mpirun_args=dict(type="list", elements="str", default=[]),
-            allow_run_as_root=dict(type="bool", default=False),
-            nccl_env=dict(type="dict", default={}),
-            env=dict(type="dict", default={}),
-            min_bytes=dict(type="raw", default="64M"),
-            max_bytes=dict(type="raw", default="512M"),
-            step_factor=dict(type="int", default=2),
-            allow_large_sizes=dict(type="bool", default=False),
-            iters=dict(type="int", default=20),
-            warmup_iters=dict(type="int", default=5),
-            timeout=dict(type="int", default=300),
-            min_avg_busbw_gbs=dict(type="float", default=20.0),
-            warn_avg_busbw_gbs=dict(type="float", default=21.875),
-            line_rate_gbs=dict(type="float", default=25.0),
-            require_gpus=dict(type="bool", default=True),
-            fail_on_nccl_warnings=dict(type="bool", default=False),
-            fail_on_error=dict(type="bool", default=True),
-        ),
+        argument_spec=ARGUMENT_SPEC,
         supports_check_mode=True,
     )
     p = module.params
@@ -548,39 +587,9 @@ def main():
         module.fail_json(msg="running as root: OpenMPI refuses that without allow_run_as_root: true "
                              "(or run the task without become)", **base)
     if p["require_gpus"]:
-        _check_gpus(module, probe, p["gpus_per_node"])
+        _check_gpus(module, probe, p["gpus_per_node"], base)
 
-    runner = CommandRunner(_WithEnviron(module, env), default_timeout=p["timeout"])
-    started = time.time()
-    rc, out, err = runner.run(argv, check=False, timeout=p["timeout"])
-    elapsed = round(time.time() - started, 1)
-    outcome = classify_exit(rc, elapsed, p["timeout"])
-
-    parsed = parse_output(out, err)
-    verdict = judge(
-        parsed, rc=rc, outcome=outcome, timeout_s=p["timeout"],
-        expected_ranks=len(p["hosts"]) * p["gpus_per_node"], expected_hosts=len(set(p["hosts"])),
-        min_avg_busbw_gbs=p["min_avg_busbw_gbs"], warn_avg_busbw_gbs=p["warn_avg_busbw_gbs"],
-        line_rate_gbs=p["line_rate_gbs"], fail_on_nccl_warnings=p["fail_on_nccl_warnings"],
-    )
-    for line in parsed["warnings"][:MAX_ANSIBLE_WARNINGS]:
-        module.warn(line)
-    for note in verdict["notes"]:
-        if "NCCL WARN line(s)" not in note:
-            module.warn(note)
-    result = dict(
-        base, passed=verdict["passed"], failures=verdict["failures"], notes=verdict["notes"],
-        avg_busbw_gbs=parsed["avg_busbw_gbs"], line_rate_ratio=verdict["line_rate_ratio"],
-        out_of_bounds=parsed["out_of_bounds"], rows=parsed["rows"], ranks=parsed["ranks"],
-        nccl_version=parsed["nccl_version"], nccl_tests_version=parsed["nccl_tests_version"],
-        nccl_warnings=parsed["warnings"], rank_env=parsed["rank_env"], parsed=parsed,
-        summary_lines=summary_lines(parsed, verdict, p["binary"], p["min_avg_busbw_gbs"], p["line_rate_gbs"]),
-        rc=rc, timed_out=outcome == "timeout", duration_s=elapsed, raw_output=out, stderr=err,
-    )
-    if not verdict["passed"] and p["fail_on_error"]:
-        module.fail_json(msg="nccl_test failed: %s" % "; ".join(verdict["failures"]), **result)
-    module.exit_json(msg="nccl_test %s" % ("passed" if verdict["passed"] else "did not pass"), **result)
-
+    _run_and_judge(module, p, env, argv, base)
 
 if __name__ == "__main__":
     main()

@@ -99,8 +99,8 @@ BY_GVP = {(r.group, r.version, r.plural): r for r in RESOURCES}
 BY_KEY = {r.key: r for r in RESOURCES}
 GROUPS = {}
 for _r in RESOURCES:
-    if _r.group:
-        GROUPS.setdefault(_r.group, []).append(_r.version) if _r.version not in GROUPS.get(_r.group, []) else None
+    if _r.group and _r.version not in GROUPS.setdefault(_r.group, []):
+        GROUPS[_r.group].append(_r.version)
 
 FIELD_LABELS = {
     "pods": {"metadata.name", "metadata.namespace", "spec.nodeName", "spec.restartPolicy", "spec.schedulerName",

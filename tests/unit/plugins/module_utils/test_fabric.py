@@ -330,8 +330,8 @@ def test_plan_fresh():
     assert argvs(actions) == [
         "link set dev enp1s0f1np1 mtu 9000 up",
         "link set dev enP2p1s0f1np1 mtu 9000 up",
-        "addr add 10.10.10.1/24 dev enp1s0f1np1",
-        "addr add 10.10.11.1/24 dev enP2p1s0f1np1",
+        "addr replace 10.10.10.1/24 dev enp1s0f1np1",
+        "addr replace 10.10.11.1/24 dev enP2p1s0f1np1",
     ]
     assert [a["text"] for a in actions][0] == "set MTU 9000 (was 1500) on enp1s0f1np1"
     assert warnings == []
@@ -348,8 +348,8 @@ def test_plan_wrong_half_moves_the_address():
     assert argvs(actions) == [
         "link set dev enp1s0f1np1 mtu 9000 up",
         "addr del 10.10.10.1/24 dev enP2p1s0f1np1",
-        "addr add 10.10.10.1/24 dev enp1s0f1np1",
-        "addr add 10.10.11.1/24 dev enP2p1s0f1np1",
+        "addr replace 10.10.10.1/24 dev enp1s0f1np1",
+        "addr replace 10.10.11.1/24 dev enP2p1s0f1np1",
     ]
     assert actions[1]["text"] == "remove duplicate 10.10.10.1/24 from enP2p1s0f1np1 (10.10.10.1 belongs on enp1s0f1np1)"
 
@@ -362,7 +362,7 @@ def test_plan_wrong_half_single_port_seed_default():
     assert argvs(actions) == [
         "link set dev enp1s0f1np1 mtu 9000 up",
         "addr del 10.10.10.1/24 dev enP2p1s0f1np1",
-        "addr add 10.10.10.1/24 dev enp1s0f1np1",
+        "addr replace 10.10.10.1/24 dev enp1s0f1np1",
     ]
 
 
@@ -373,7 +373,7 @@ def test_plan_duplicate_any_prefix():
 
 def test_plan_wrong_prefix():
     selections, actions, dummy = plan("wrong-prefix")
-    assert argvs(actions) == ["addr del 10.10.10.1/30 dev enp1s0f1np1", "addr add 10.10.10.1/24 dev enp1s0f1np1"]
+    assert argvs(actions) == ["addr del 10.10.10.1/30 dev enp1s0f1np1", "addr replace 10.10.10.1/24 dev enp1s0f1np1"]
     assert "wrong prefix; want 10.10.10.1/24" in actions[0]["text"]
 
 
@@ -404,8 +404,8 @@ def test_plan_admin_down_check_mode_prediction():
     assert argvs(actions) == [
         "link set dev enp1s0f1np1 mtu 9000 up",
         "link set dev enP2p1s0f1np1 mtu 9000 up",
-        "addr add 10.10.10.1/24 dev enp1s0f1np1",
-        "addr add 10.10.11.1/24 dev enP2p1s0f1np1",
+        "addr replace 10.10.10.1/24 dev enp1s0f1np1",
+        "addr replace 10.10.11.1/24 dev enP2p1s0f1np1",
     ]
     assert [a["text"] for a in actions[:1]] == ["set MTU 9000 (was 1500) on enp1s0f1np1"]  # probe brings it up
     assert argvs(fabric.probe_actions([F1])) == ["link set dev enp1s0f1np1 up"]

@@ -480,8 +480,8 @@ def test_select_processes_exact_comm():
 
 
 def test_summarize_local_parses_kubelet_conf():
-    local = core.summarize_local({"kubelet_conf": True, "kubelet_conf_text": load("kubeadm",
-                                                                                 "constructed-kubelet-conf-worker.yaml"),
+    text = load("kubeadm", "constructed-kubelet-conf-worker.yaml")
+    local = core.summarize_local({"kubelet_conf": True, "kubelet_conf_text": text,
                                   "kubelet_conf_node": "spark-ba63", "kubelet_active": "active"})
     assert local["kubelet_conf_server"] == "https://10.10.10.1:6443"
     assert local["kubelet_conf_node"] == "spark-ba63"
@@ -566,8 +566,8 @@ def test_check_fallback_paths_refuses_outside_root():
 def test_parse_join_fail_kubelet_conf_exists_tabs():
     parsed = core.parse_kubeadm_output(load("kubeadm", "join-fail-kubelet-conf-exists-tabs.txt"))
     assert parsed["phase"] == "preflight"
-    assert [e["check"] for e in parsed["errors"]] == ["FileAvailable--etc-kubernetes-kubelet.conf",
-                                                     "FileAvailable--etc-kubernetes-pki-ca.crt"]
+    assert [e["check"] for e in parsed["errors"]] == [
+        "FileAvailable--etc-kubernetes-kubelet.conf", "FileAvailable--etc-kubernetes-pki-ca.crt"]
     assert parsed["errors"][0]["message"] == "/etc/kubernetes/kubelet.conf already exists"
     assert not parsed["joined"]
     assert "leftover kubeadm files: the node needs a reset before it can join" in parsed["hints"]
@@ -575,8 +575,8 @@ def test_parse_join_fail_kubelet_conf_exists_tabs():
 
 def test_parse_join_fail_on_control_plane_with_port():
     parsed = core.parse_kubeadm_output(load("kubeadm", "join-fail-kubelet-conf-exists-on-cp-with-command.txt"))
-    assert [e["check"] for e in parsed["errors"]] == ["FileAvailable--etc-kubernetes-kubelet.conf", "Port-10250",
-                                                     "FileAvailable--etc-kubernetes-pki-ca.crt"]
+    assert [e["check"] for e in parsed["errors"]] == [
+        "FileAvailable--etc-kubernetes-kubelet.conf", "Port-10250", "FileAvailable--etc-kubernetes-pki-ca.crt"]
     assert "port 10250 in use: a kubelet is still running" in parsed["hints"]
 
 

@@ -124,7 +124,7 @@ def test_gb10_single_size_16g_all_gather():
 
 
 def test_stricter_threshold_fails_the_healthy_run_with_its_value():
-    _, verdict = run("spark-fb97-all_gather-1G-4G-switch-21.40.txt", min_avg_busbw_gbs=21.875)
+    verdict = run("spark-fb97-all_gather-1G-4G-switch-21.40.txt", min_avg_busbw_gbs=21.875)[1]
     assert verdict["failures"] == [
         "average bus bandwidth 21.40 GB/s is below the minimum 21.875 GB/s (85.6% of the 25.00 GB/s line rate)"
     ]
@@ -178,7 +178,7 @@ def test_nccl_warn_lines_and_banner_are_collected_not_failed():
 
 
 def test_nccl_warn_lines_fail_when_asked():
-    _, verdict = run("constructed-spark-all_reduce-64M-512M-nccl-warn.txt", fail_on_nccl_warnings=True)
+    verdict = run("constructed-spark-all_reduce-64M-512M-nccl-warn.txt", fail_on_nccl_warnings=True)[1]
     assert verdict["passed"] is False
     assert verdict["failures"][0].startswith("2 NCCL WARN line(s), first: spark-ba63:39012:39055")
 
@@ -214,7 +214,7 @@ def test_single_rank_run_fails_bandwidth_and_host_count():
 
 
 def test_single_rank_run_as_a_one_node_test_only_fails_bandwidth():
-    _, verdict = run("constructed-single-node-1rank-all_reduce.txt", expected_ranks=1, expected_hosts=1)
+    verdict = run("constructed-single-node-1rank-all_reduce.txt", expected_ranks=1, expected_hosts=1)[1]
     assert len(verdict["failures"]) == 1 and verdict["failures"][0].startswith("average bus bandwidth 0.00")
 
 
@@ -350,7 +350,7 @@ def test_nccl_info_lines_are_not_errors():
 
 
 def test_empty_output():
-    parsed, verdict = run_text("")
+    verdict = run_text("")[1]
     assert verdict["failures"] == ["no result rows in the output (nccl-tests did not get to the size sweep)"]
 
 
@@ -360,7 +360,7 @@ def run_text(text, **kwargs):
 
 
 def test_killed_before_timeout_is_not_called_a_timeout():
-    _, verdict = run_text("", rc=137, outcome="killed", timeout_s=300)
+    verdict = run_text("", rc=137, outcome="killed", timeout_s=300)[1]
     assert verdict["failures"][0] == "mpirun was killed (rc 137, SIGKILL before the timeout: out of memory?)"
 
 
@@ -479,6 +479,15 @@ def test_parse_nvidia_smi_list():
         {"index": 0, "name": "NVIDIA GB10", "uuid": "GPU-5d9a1c2e-0000-0000-0000-000000000000"}
     ]
     assert parse_nvidia_smi_list("No devices were found\n") == []
+
+
+def test_parse_nvidia_smi_list_real_h200():
+    # Real: `nvidia-smi -L` captured on the project's lent GPU machine (one H200, CUDA 13, 2026-11-28), where the
+    # module's require_gpus check passed and gpus_per_node: 2 failed with "shows 1 GPU(s)".
+    text = "GPU 0: NVIDIA H200 (UUID: GPU-93bdec8a-16e4-f54a-e37f-9c187ad1922e)\n"
+    assert parse_nvidia_smi_list(text) == [
+        {"index": 0, "name": "NVIDIA H200", "uuid": "GPU-93bdec8a-16e4-f54a-e37f-9c187ad1922e"}
+    ]
 
 
 def test_summary_lines_healthy_run():

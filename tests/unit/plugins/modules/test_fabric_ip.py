@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import copy
 import ipaddress
 import json
 import os
@@ -141,9 +140,8 @@ class FakeHost(object):
         if tool == "ip":
             return self.ip(argv)
         if tool == "netplan":
-            if self.on_apply:
-                self.on_apply(self)
-            return 0, "", ""
+            outcome = self.on_apply(self) if self.on_apply else None
+            return outcome or (0, "", "")
         if tool == "nmcli":
             return 0, "", ""
         raise AssertionError("unexpected command %r" % args)
@@ -151,6 +149,8 @@ class FakeHost(object):
     def ip(self, argv):
         if argv == ["-j", "addr", "show"]:
             return 0, json.dumps(self.addr), ""
+        if argv[:4] == ["-j", "addr", "show", "dev"]:
+            return 0, json.dumps([self.entry(self.addr, argv[4])]), ""
         if argv == ["-j", "-d", "link", "show"]:
             return 0, json.dumps(self.link), ""
         if argv == ["-j", "route", "show"]:
@@ -159,7 +159,8 @@ class FakeHost(object):
             mtu = int(argv[argv.index("mtu") + 1]) if "mtu" in argv else None
             self.set_link(argv[3], mtu=mtu, up="up" in argv)
             return 0, "", ""
-        if argv[:2] == ["addr", "add"]:
+        if argv[:2] == ["addr", "replace"]:
+            self.del_addr(argv[4], argv[2])
             self.add_addr(argv[4], argv[2])
             return 0, "", ""
         if argv[:2] == ["addr", "del"]:
@@ -279,8 +280,8 @@ def test_check_mode_changes_nothing_and_reports_plan(host_factory):
     assert [d["before_header"] for d in result["diff"]] == [
         "IPv4 addresses (before)", "MTU and link (before)", NETPLAN + " (before)"]
     assert result["diff"][2]["after"] == fabric.render_netplan([(F1, "10.10.10.1/24"), (P2F1, "10.10.11.1/24")], 9000)
-    assert [(p["name"], p["mtu"], p["speed_mbps"]) for p in result["ports"]] == [(F1, 1500, 200000),
-                                                                                  (P2F1, 9000, 200000)]
+    assert [(p["name"], p["mtu"], p["speed_mbps"]) for p in result["ports"]] == [
+        (F1, 1500, 200000), (P2F1, 9000, 200000)]
     assert result["persist_file"] == NETPLAN and result["persist_files"] == [NETPLAN]
 
 
@@ -328,8 +329,8 @@ def test_run_fresh_netplan_commands_and_file(host_factory):
     assert host.mutating_calls() == [
         ["/usr/sbin/ip", "link", "set", "dev", F1, "mtu", "9000", "up"],
         ["/usr/sbin/ip", "link", "set", "dev", P2F1, "mtu", "9000", "up"],
-        ["/usr/sbin/ip", "addr", "add", "10.10.10.1/24", "dev", F1],
-        ["/usr/sbin/ip", "addr", "add", "10.10.11.1/24", "dev", P2F1],
+        ["/usr/sbin/ip", "addr", "replace", "10.10.10.1/24", "dev", F1],
+        ["/usr/sbin/ip", "addr", "replace", "10.10.11.1/24", "dev", P2F1],
         ["<write>", NETPLAN],
         ["/usr/sbin/netplan", "apply"],
     ]
@@ -408,11 +409,13 @@ def test_run_admin_down_without_cable_waits_then_fails(host_factory):
 
 def test_require_carrier_false(host_factory):
     host = host_factory("no-carrier", cabled=(MGMT,))
+    host.speeds = {F1: "-1\n", P2F1: "-1\n"}  # what sysfs reads without link
     outcome = run(dict(BASE_ARGS, persist="none", require_carrier=False))
     assert not outcome.failed
     assert [p["name"] for p in outcome.result["ports"]] == [F1, P2F1]
     assert outcome.result["ports"][0]["carrier"] is False and outcome.result["ports"][0]["speed_mbps"] is None
     assert host.holders("10.10.10.1") == [F1]
+    assert any("enp1s0f1np1 has no carrier" in w for w in outcome.result["warnings"])
 
 
 def test_no_carrier_fails_fast_without_changes(host_factory):
@@ -484,6 +487,31 @@ def test_rollback_restores_previous_content(host_factory):
     assert host.calls.count(["<tcp>", "192.168.86.1", "22"]) == 6  # 3 tries after apply, 3 after the rollback
 
 
+def test_rollback_when_apply_fails(host_factory):
+    host = host_factory("configured")
+    host.files[NETPLAN] = ["previous\n", 0o600]
+    host.on_apply = lambda h: (1, "", "Error in network definition: invalid boolean value 'maybe'\n") if (
+        h.files[NETPLAN][0] != "previous\n") else None
+    result = failed(BASE_ARGS)
+    assert "/usr/sbin/netplan apply failed (rc 1): Error in network definition" in result["msg"]
+    assert result["rolled_back"] is True and host.files[NETPLAN] == ["previous\n", 0o600]
+    assert host.calls.count(["/usr/sbin/netplan", "apply"]) == 2
+
+
+def test_delete_of_an_address_already_gone_is_tolerated(host_factory):
+    host = host_factory("duplicate")
+    original = host.ip
+
+    def racing(argv):
+        if argv[:2] == ["addr", "del"]:
+            host.del_addr(argv[4], argv[2])  # something else removed it just before us
+            return 2, "", "Error: ipv4: Address not found.\n"
+        return original(argv)
+    host.ip = racing
+    result = ok(dict(BASE_ARGS, persist="none"))
+    assert result["actions"] == ["remove duplicate 10.10.10.1/16 from enp1s0f0np0 (10.10.10.1 belongs on enp1s0f1np1)"]
+
+
 def test_apply_blip_is_ridden_through(host_factory):
     host = host_factory("fresh")
 
@@ -537,14 +565,14 @@ def test_command_failure_reports_cmd_rc_and_done_actions(host_factory):
     original = host.ip
 
     def broken(argv):
-        if argv[:2] == ["addr", "add"]:
+        if argv[:2] == ["addr", "replace"]:
             return 2, "", "RTNETLINK answers: Permission denied\n"
         return original(argv)
     host.ip = broken
     result = failed(dict(BASE_ARGS, persist="none"))
     assert result["msg"] == "failed to add 10.10.10.1/24 to enp1s0f1np1"
     assert result["rc"] == 2 and "Permission denied" in result["stderr"]
-    assert result["cmd"] == "/usr/sbin/ip addr add 10.10.10.1/24 dev enp1s0f1np1"
+    assert result["cmd"] == "/usr/sbin/ip addr replace 10.10.10.1/24 dev enp1s0f1np1"
     assert result["changed"] is True and len(result["actions"]) == 2
 
 
@@ -658,8 +686,8 @@ def test_netns_runtime_repair_and_idempotence(ns):
     assert addrs[F1] == ["10.10.10.1/24"] and addrs[P2F1] == ["10.10.11.1/24"] and addrs[F0] == []
     assert addrs[MGMT] == ["192.168.86.38/24"]
     assert ns.mtu(F1) == 9000 and ns.mtu(P2F1) == 9000 and ns.mtu(MGMT) == 1500
-    assert [(p["name"], p["carrier"], p["speed_mbps"]) for p in first["ports"]] == [(F1, True, 10000),
-                                                                                     (P2F1, True, 10000)]
+    assert [(p["name"], p["carrier"], p["speed_mbps"]) for p in first["ports"]] == [
+        (F1, True, 10000), (P2F1, True, 10000)]
     routes = subprocess.run(["ip", "-n", ns.node, "route", "show", "10.10.10.0/24"], capture_output=True,
                             text=True, check=True).stdout
     assert "dev enp1s0f1np1 proto kernel scope link src 10.10.10.1" in routes
