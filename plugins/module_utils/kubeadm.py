@@ -147,7 +147,7 @@ def _kubeconfig_structured(data):
             contexts[item.get("name")] = item.get("context") or {}
     context = contexts.get(data.get("current-context"))
     if context is None and contexts:
-        context = contexts[sorted(contexts, key=lambda k: str(k))[0]]
+        context = contexts[sorted(contexts, key=str)[0]]
     context = context or {}
     cluster = clusters.get(context.get("cluster"))
     if cluster is None and clusters:
@@ -638,10 +638,10 @@ def _plan_worker(state):
             "Node %s is %s although the kubelet is active; tolerated for %ds more (kubelet_ready_grace=%d)"
             % (name, label, int(grace - waited), grace)
         ])
+    waited_text = "an unknown time" if waited is None else str(int(waited)) + "s"
     return _join_requirements(state, _result("reset_and_join", [
-        "Node %s has been %s for %s while the kubelet is active (kubelet_ready_grace=%d): the kubelet cannot "
-        "reach or authenticate to the API" % (
-            name, label, ("%ds" % waited) if waited is not None else "an unknown time", grace)
+        "Node %s has been %s for %s while the kubelet is active (kubelet_ready_grace=%s): the kubelet cannot "
+        "reach or authenticate to the API" % (name, label, waited_text, grace)
     ]))
 
 

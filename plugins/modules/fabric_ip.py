@@ -408,6 +408,8 @@ class FabricIp(object):
     # ---- helpers --------------------------------------------------------------------------------------------
     def fail(self, msg, **extra):
         extra.setdefault("changed", bool(self.done))
+        for warning in self.warnings:
+            self.module.warn(warning)
         self.module.fail_json(msg=msg, actions=[a["text"] for a in self.done], **extra)
 
     def run_ip(self, argv, msg):

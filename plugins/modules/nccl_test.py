@@ -487,33 +487,32 @@ def _check_gpus(module, runner, gpus_per_node, base):
 
 
 ARGUMENT_SPEC = dict(
-        hosts=dict(type="list", elements="str", required=True),
-        gpus_per_node=dict(type="int", default=1),
-        binary=dict(type="str", default="all_reduce_perf"),
-        binary_dir=dict(type="path"),
-        binary_args=dict(type="list", elements="str", default=[]),
-        mpirun=dict(type="str", default="mpirun"),
-        mpi_interface=dict(type="str"),
-        ssh_user=dict(type="str"),
-        ssh_args=dict(type="list", elements="str", default=[]),
-        extra_mpirun_args=dict(type="list", elements="str", default=[]),
-        allow_run_as_root=dict(type="bool", default=False),
-        nccl_env=dict(type="dict", default={}),
-        env=dict(type="dict", default={}),
-        min_bytes=dict(type="raw", default="64M"),
-        max_bytes=dict(type="raw", default="512M"),
-        step_factor=dict(type="int", default=2),
-        allow_large_sizes=dict(type="bool", default=False),
-        iters=dict(type="int", default=20),
-        warmup_iters=dict(type="int", default=5),
-        timeout=dict(type="int", default=300),
-        min_avg_busbw_gbs=dict(type="float", default=20.0),
-        warn_avg_busbw_gbs=dict(type="float", default=21.875),
-        line_rate_gbs=dict(type="float", default=25.0),
-        require_gpus=dict(type="bool", default=True),
-        fail_on_nccl_warnings=dict(type="bool", default=False),
-        fail_on_error=dict(type="bool", default=True),
-    
+    hosts=dict(type="list", elements="str", required=True),
+    gpus_per_node=dict(type="int", default=1),
+    binary=dict(type="str", default="all_reduce_perf"),
+    binary_dir=dict(type="path"),
+    binary_args=dict(type="list", elements="str", default=[]),
+    mpirun=dict(type="str", default="mpirun"),
+    mpi_interface=dict(type="str"),
+    ssh_user=dict(type="str"),
+    ssh_args=dict(type="list", elements="str", default=[]),
+    extra_mpirun_args=dict(type="list", elements="str", default=[]),
+    allow_run_as_root=dict(type="bool", default=False),
+    nccl_env=dict(type="dict", default={}),
+    env=dict(type="dict", default={}),
+    min_bytes=dict(type="raw", default="64M"),
+    max_bytes=dict(type="raw", default="512M"),
+    step_factor=dict(type="int", default=2),
+    allow_large_sizes=dict(type="bool", default=False),
+    iters=dict(type="int", default=20),
+    warmup_iters=dict(type="int", default=5),
+    timeout=dict(type="int", default=300),
+    min_avg_busbw_gbs=dict(type="float", default=20.0),
+    warn_avg_busbw_gbs=dict(type="float", default=21.875),
+    line_rate_gbs=dict(type="float", default=25.0),
+    require_gpus=dict(type="bool", default=True),
+    fail_on_nccl_warnings=dict(type="bool", default=False),
+    fail_on_error=dict(type="bool", default=True),
 )
 
 
@@ -551,12 +550,8 @@ def _run_and_judge(module, p, env, argv, base):
     module.exit_json(msg="nccl_test %s" % ("passed" if verdict["passed"] else "did not pass"), **result)
 
 
-
 def main():
-    module = AnsibleModule(
-        argument_spec=ARGUMENT_SPEC,
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     try:
         min_bytes = parse_size(p["min_bytes"], "min_bytes")
@@ -590,6 +585,7 @@ def main():
         _check_gpus(module, probe, p["gpus_per_node"], base)
 
     _run_and_judge(module, p, env, argv, base)
+
 
 if __name__ == "__main__":
     main()

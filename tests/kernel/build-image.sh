@@ -110,6 +110,10 @@ for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_re
             man-db.timer getty@tty1.service systemd-networkd-wait-online.service; do
     chroot "$ROOTFS" systemctl mask "$unit" >/dev/null 2>&1 || true
 done
+# A small initramfs (virtio disk + ext4 only) unpacks much faster under emulation than MODULES=most.
+sed -i 's/^MODULES=.*/MODULES=list/' "$ROOTFS/etc/initramfs-tools/initramfs.conf"
+printf '%s\n' virtio_pci virtio_blk ext4 >>"$ROOTFS/etc/initramfs-tools/modules"
+chroot "$ROOTFS" update-initramfs -u -k all >/dev/null 2>&1
 chroot "$ROOTFS" apt-get clean
 
 cp "$(readlink -f "$ROOTFS"/boot/vmlinuz-*)" "$CACHE/vmlinuz"

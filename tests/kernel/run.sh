@@ -59,7 +59,7 @@ boot() {  # boot <node> <fabric netdev spec>
     qemu-system-x86_64 -accel tcg -m 1024 -smp 1 -display none -daemonize \
         -pidfile "$WORK/vm$node.pid" -serial "file:$WORK/vm$node.log" \
         -kernel "$CACHE/vmlinuz" -initrd "$CACHE/initrd.img" \
-        -append "root=/dev/vda rw console=ttyS0 quiet systemd.hostname=vm$node roce_lab.node=$node" \
+        -append "root=/dev/vda rw console=ttyS0 quiet mitigations=off systemd.hostname=vm$node roce_lab.node=$node" \
         -drive "file=$CACHE/disk.img,if=virtio,format=raw" -snapshot \
         -netdev "user,id=lan,net=10.0.2.0/24,restrict=on,hostfwd=tcp:127.0.0.1:$([[ $node == 1 ]] && echo "$SSH1" || echo "$SSH2")-:22" \
         -device "virtio-net-pci,netdev=lan,mac=52:54:00:12:34:0$node" \
@@ -73,7 +73,7 @@ boot 1 "listen=127.0.0.1:$CABLE"
 boot 2 "connect=127.0.0.1:$CABLE"
 
 SSH_OPTS=(-i "$CACHE/id_ed25519" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
-          -o ConnectTimeout=5 -o BatchMode=yes)
+          -o ConnectTimeout=5 -o BatchMode=yes -n)
 wait_ssh() {
     local port=$1
     for _ in $(seq 120); do
@@ -89,23 +89,33 @@ wait_ssh "$SSH1"
 wait_ssh "$SSH2"
 log "both VMs up, soft-RoCE active"
 
-if [[ -n ${CAPTURE:-} ]]; then
-    mkdir -p "$CAPTURE"
-    ssh "${SSH_OPTS[@]}" -p "$SSH1" root@127.0.0.1 'ibv_devinfo' >"$CAPTURE/ibv_devinfo.txt"
-    ssh "${SSH_OPTS[@]}" -p "$SSH1" root@127.0.0.1 'rdma link show' >"$CAPTURE/rdma-link.txt"
-    ssh "${SSH_OPTS[@]}" -p "$SSH1" root@127.0.0.1 'ip -j addr show' >"$CAPTURE/ip-j-addr.json"
-    ssh "${SSH_OPTS[@]}" -p "$SSH1" root@127.0.0.1 'uname -r; cd /sys/class/infiniband/rocep1s0f1/ports/1 &&
-        for f in state phys_state rate link_layer; do echo "$f: $(cat $f)"; done &&
+# The RoCE v2 GID of the fabric address, looked up the way roce_check does (the index differs per kernel).
+GID_INDEX_SH='cd /sys/class/infiniband/rocep1s0f1/ports/1 && for i in $(ls gids | sort -n); do
+    [ "$(cat gid_attrs/types/$i 2>/dev/null)" = "RoCE v2" ] || continue
+    case "$(cat gids/$i)" in *:ffff:0a0a:*) echo "$i"; break;; esac; done'
+
+capture() {
+    local dir=$1 srv cli
+    mkdir -p "$dir"
+    vm1() { ssh "${SSH_OPTS[@]}" -p "$SSH1" root@127.0.0.1 "$@"; }
+    vm2() { ssh "${SSH_OPTS[@]}" -p "$SSH2" root@127.0.0.1 "$@"; }
+    vm1 'uname -r; ibv_devinfo' >"$dir/ibv_devinfo.txt"
+    vm1 'ibv_devinfo -v' >"$dir/ibv_devinfo-v.txt"
+    vm1 'rdma link show' >"$dir/rdma-link.txt"
+    vm1 'ip -j addr show' >"$dir/ip-j-addr.json"
+    vm1 'cd /sys/class/infiniband/rocep1s0f1/ports/1 && grep -H . state phys_state rate link_layer &&
         for i in $(ls gids | sort -n); do g=$(cat gids/$i); [ "$g" = 0000:0000:0000:0000:0000:0000:0000:0000 ] && continue;
-        echo "gid $i $g $(cat gid_attrs/types/$i) $(cat gid_attrs/ndevs/$i)"; done;
-        cat /sys/class/net/enp1s0f1np1/mtu /sys/class/net/enp1s0f1np1/speed' >"$CAPTURE/sysfs.txt"
-    ssh "${SSH_OPTS[@]}" -p "$SSH2" root@127.0.0.1 'timeout 60 ib_write_bw -d rocep1s0f1 -x 3 -F --report_gbits -D 3 -p 18600' \
-        >"$CAPTURE/ib_write_bw-server.txt" 2>&1 &
-    sleep 3
-    ssh "${SSH_OPTS[@]}" -p "$SSH1" root@127.0.0.1 \
-        'for i in $(seq 20); do timeout 60 ib_write_bw -d rocep1s0f1 -x 3 -F --report_gbits -D 3 -p 18600 10.10.10.2 && break; sleep 1; done' \
-        >"$CAPTURE/ib_write_bw-client.txt" 2>&1 || true
+        echo "gids/$i:$g types/$i:$(cat gid_attrs/types/$i) ndevs/$i:$(cat gid_attrs/ndevs/$i)"; done;
+        cd /sys/class/net/enp1s0f1np1 && grep -H . mtu speed operstate' >"$dir/sysfs.txt"
+    srv=$(vm2 "$GID_INDEX_SH"); cli=$(vm1 "$GID_INDEX_SH")
+    vm2 "timeout 90 ib_write_bw -d rocep1s0f1 -x $srv -F --report_gbits -D 3 -p 18600" >"$dir/ib_write_bw-server.txt" 2>&1 &
+    vm2 'for i in $(seq 60); do ss -ltn | grep -q ":18600 " && exit 0; sleep 1; done; exit 1'
+    vm1 "timeout 90 ib_write_bw -d rocep1s0f1 -x $cli -F --report_gbits -D 3 -p 18600 10.10.10.2" >"$dir/ib_write_bw-client.txt" 2>&1 || true
     wait
+    echo "gid index vm1 $cli vm2 $srv" >"$dir/gid-index.txt"
+}
+if [[ -n ${CAPTURE:-} ]]; then
+    capture "$CAPTURE"
     log "captured raw output into $CAPTURE"
 fi
 

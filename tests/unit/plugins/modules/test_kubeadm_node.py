@@ -176,7 +176,7 @@ WORKER = {"role": "worker", "node_name": "spark-ba63", "api_endpoint": "10.10.10
 
 def test_healthy_worker_does_nothing(tmp_path, monkeypatch):
     root = joined_worker(tmp_path)
-    result, calls, warnings, _ = run(dict(WORKER, root=root, api_node=ready_node()), monkeypatch=monkeypatch)
+    result, calls, warnings, k = run(dict(WORKER, root=root, api_node=ready_node()), monkeypatch=monkeypatch)
     assert result["action"] == "none" and result["changed"] is False
     assert result["local"]["kubelet_conf_ca_hash"] == CA_A and result["local"]["ca_crt_hash"] == CA_A
     assert result["local"]["kubelet_conf_server"] == "https://10.10.10.1:6443"
@@ -208,7 +208,7 @@ def test_check_mode_missing_join_data_is_a_warning(tmp_path, monkeypatch):
     root = fresh_worker(tmp_path)
     args = dict(WORKER, root=root, api_node=None)
     del args["token"]
-    result, calls, warnings, _ = run(args, respond=responder(kubelet_active="activating"), check_mode=True,
+    result, calls, warnings, k = run(args, respond=responder(kubelet_active="activating"), check_mode=True,
                                      monkeypatch=monkeypatch)
     assert result["action"] == "join" and result["changed"] is True
     assert warnings and warnings[0].endswith("this option is missing: token")
@@ -218,7 +218,7 @@ def test_check_mode_missing_join_data_is_a_warning(tmp_path, monkeypatch):
 def test_missing_join_data_fails_naming_options(tmp_path, monkeypatch):
     root = fresh_worker(tmp_path)
     args = {"role": "worker", "node_name": "spark-ba63", "root": root}
-    result, calls, _, _ = run(args, respond=responder(kubelet_active="activating"), monkeypatch=monkeypatch)
+    result, calls, w, k = run(args, respond=responder(kubelet_active="activating"), monkeypatch=monkeypatch)
     assert result["failed"] is True and result["action"] == "join"
     assert result["msg"].endswith("these options are missing: api_endpoint, token, ca_cert_hash")
     assert_read_only(calls)
@@ -226,7 +226,7 @@ def test_missing_join_data_fails_naming_options(tmp_path, monkeypatch):
 
 def test_fresh_worker_joins_with_exact_argv(tmp_path, monkeypatch):
     root = fresh_worker(tmp_path)
-    result, calls, warnings, _ = run(dict(WORKER, root=root, api_node=None),
+    result, calls, warnings, k = run(dict(WORKER, root=root, api_node=None),
                                      respond=responder(kubelet_active="activating", kubelet_enabled="enabled",
                                                        join_out=load("kubeadm", "join-success-v1.33-with-prompt.txt")),
                                      monkeypatch=monkeypatch)
@@ -245,7 +245,7 @@ def test_fresh_worker_joins_with_exact_argv(tmp_path, monkeypatch):
 
 def test_rejoin_after_node_deleted(tmp_path, monkeypatch):
     root = joined_worker(tmp_path)
-    result, calls, warnings, _ = run(dict(WORKER, root=root, api_node=None, reset_timeout=90),
+    result, calls, warnings, k = run(dict(WORKER, root=root, api_node=None, reset_timeout=90),
                                      monkeypatch=monkeypatch)
     assert result["action"] == "reset_and_join" and result["fallback_used"] is False
     mutating = [c for c in calls if (os.path.basename(c["argv"][0]), c["argv"][1]) not in READ_ONLY]
@@ -290,7 +290,7 @@ def test_forced_reset_when_kubeadm_reset_times_out(tmp_path, monkeypatch):
 
 def test_forced_reset_on_control_plane_removes_etcd(tmp_path, monkeypatch):
     root = control_plane(tmp_path)
-    result, calls, warnings, _ = run({"role": "control_plane", "state": "reset", "root": root},
+    result, calls, warnings, k = run({"role": "control_plane", "state": "reset", "root": root},
                                      respond=responder(reset_rc=1), monkeypatch=monkeypatch)
     assert result["action"] == "reset" and result["fallback_used"] is True
     assert not os.path.exists(root + "/var/lib/etcd/member")
@@ -307,7 +307,7 @@ def test_forced_reset_never_crosses_a_mount_point(tmp_path, monkeypatch):
     real_read = kubeadm_node.cni.read_mountpoints
     # the lazy unmount "failed": the volume is still mounted when the state is removed
     monkeypatch.setattr(kubeadm_node.cni, "read_mountpoints", lambda *a: real_read(*a) + [volume])
-    result, calls, warnings, _ = run(dict(WORKER, root=root, api_node=None, state="reset"),
+    result, calls, warnings, k = run(dict(WORKER, root=root, api_node=None, state="reset"),
                                      respond=responder(reset_rc=124), monkeypatch=monkeypatch)
     assert result["fallback_used"] is True
     assert ["umount", "-l", volume] in argvs(calls)
@@ -318,7 +318,7 @@ def test_forced_reset_never_crosses_a_mount_point(tmp_path, monkeypatch):
 
 def test_reset_failure_without_fallback_fails(tmp_path, monkeypatch):
     root = joined_worker(tmp_path)
-    result, calls, _, _ = run(dict(WORKER, root=root, api_node=None, reset_fallback=False),
+    result, calls, w, k = run(dict(WORKER, root=root, api_node=None, reset_fallback=False),
                               respond=responder(reset_rc=124), monkeypatch=monkeypatch)
     assert result["failed"] is True
     assert result["msg"] == "kubeadm reset failed and reset_fallback is false (timed out)"
@@ -331,7 +331,7 @@ def test_join_failure_never_leaks_the_token(tmp_path, monkeypatch):
     """kubeadm echoing its own command line (as in the real captures) must not leak the token."""
     root = fresh_worker(tmp_path)
     echoed = load("kubeadm", "join-fail-node-ready-exists-modern-crio.txt").replace("bdlbwb.mw177jqewo3t53ql", TOKEN)
-    result, calls, warnings, _ = run(dict(WORKER, root=root, api_node=None),
+    result, calls, warnings, k = run(dict(WORKER, root=root, api_node=None),
                                      respond=responder(kubelet_active="inactive", join_rc=1, join_out=echoed,
                                                        join_err="kubeadm join --token %s failed" % TOKEN),
                                      monkeypatch=monkeypatch)
@@ -345,14 +345,14 @@ def test_join_failure_never_leaks_the_token(tmp_path, monkeypatch):
 
 def test_join_timeout_reported(tmp_path, monkeypatch):
     root = fresh_worker(tmp_path)
-    result, _, warnings, _ = run(dict(WORKER, root=root, api_node=None, join_timeout=5),
+    result, c, warnings, k = run(dict(WORKER, root=root, api_node=None, join_timeout=5),
                                  respond=responder(kubelet_active="inactive", join_rc=124), monkeypatch=monkeypatch)
     assert result["failed"] is True and result["msg"] == "kubeadm join failed (timed out)"
     assert_no_token(result, warnings)
 
 
 def test_token_shaped_strings_redacted_even_when_not_the_option(tmp_path, monkeypatch):
-    result, _, _, _ = run({"role": "control_plane", "root": fresh_worker(tmp_path), "cluster_exists": False,
+    result, c, w, k = run({"role": "control_plane", "root": fresh_worker(tmp_path), "cluster_exists": False,
                            "init_config": "/etc/kubernetes/kubeadm-config.yaml"},
                           respond=lambda argv, data: (1, "kubeadm join 10.10.10.1:6443 --token abcdef.0123456789abcdef",
                                                       "") if argv[1:2] == ["init"] else responder(
@@ -364,7 +364,7 @@ def test_token_shaped_strings_redacted_even_when_not_the_option(tmp_path, monkey
 
 def test_restart_kubelet(tmp_path, monkeypatch):
     root = joined_worker(tmp_path)
-    result, calls, _, _ = run(dict(WORKER, root=root, api_node=ready_node("Unknown")),
+    result, calls, w, k = run(dict(WORKER, root=root, api_node=ready_node("Unknown")),
                               respond=responder(kubelet_active="inactive", kubelet_enabled="disabled"),
                               monkeypatch=monkeypatch)
     assert result["action"] == "restart_kubelet"
@@ -374,7 +374,7 @@ def test_restart_kubelet(tmp_path, monkeypatch):
 
 def test_control_plane_init_exact_argv(tmp_path, monkeypatch):
     root = fresh_worker(tmp_path)
-    result, calls, _, _ = run({"role": "control_plane", "node_name": "spark-2959", "root": root,
+    result, calls, w, k = run({"role": "control_plane", "node_name": "spark-2959", "root": root,
                                "cluster_exists": False, "init_config": "/etc/kubernetes/kubeadm-config.yaml"},
                               respond=responder(kubelet_active="inactive"), monkeypatch=monkeypatch)
     assert result["action"] == "init"
@@ -387,7 +387,7 @@ def test_control_plane_init_exact_argv(tmp_path, monkeypatch):
 
 def test_control_plane_refuses_init_over_existing_cluster(tmp_path, monkeypatch):
     root = fresh_worker(tmp_path)
-    result, calls, _, _ = run({"role": "control_plane", "root": root, "cluster_exists": True,
+    result, calls, w, k = run({"role": "control_plane", "root": root, "cluster_exists": True,
                                "init_config": "/etc/kubernetes/kubeadm-config.yaml"},
                               respond=responder(kubelet_active="inactive"), monkeypatch=monkeypatch)
     assert result["failed"] is True and "refusing to init over an existing cluster" in result["msg"]
@@ -396,7 +396,7 @@ def test_control_plane_refuses_init_over_existing_cluster(tmp_path, monkeypatch)
 
 def test_control_plane_restarts_kubelet_when_files_present(tmp_path, monkeypatch):
     root = control_plane(tmp_path)
-    result, calls, _, _ = run({"role": "control_plane", "root": root, "cluster_exists": False},
+    result, calls, w, k = run({"role": "control_plane", "root": root, "cluster_exists": False},
                               respond=responder(kubelet_active="inactive"), monkeypatch=monkeypatch)
     assert result["action"] == "restart_kubelet"
     assert argvs(calls)[-1] == ["systemctl", "restart", "kubelet"]
@@ -404,7 +404,7 @@ def test_control_plane_restarts_kubelet_when_files_present(tmp_path, monkeypatch
 
 def test_cri_socket_missing_fails_before_join(tmp_path, monkeypatch):
     root = str(tmp_path)
-    result, calls, _, _ = run(dict(WORKER, root=root, api_node=None, cri_socket_timeout=0),
+    result, calls, w, k = run(dict(WORKER, root=root, api_node=None, cri_socket_timeout=0),
                               respond=responder(kubelet_active="inactive"), monkeypatch=monkeypatch)
     assert result["failed"] is True and "CRI socket" in result["msg"] and "not present after 0 s" in result["msg"]
     assert not any(a[1] == "join" for a in argvs(calls))
@@ -421,11 +421,11 @@ def test_ca_hash_through_openssl_when_cryptography_missing(tmp_path, monkeypatch
     def respond(argv, data):
         if os.path.basename(argv[0]) == "openssl":
             fed.append(data)
-            done = subprocess.run(["openssl"] + argv[1:], input=data, capture_output=True, text=True)
+            done = subprocess.run(["openssl"] + argv[1:], input=data, capture_output=True, text=True, check=False)
             return done.returncode, done.stdout, done.stderr
         return responder()(argv, data)
 
-    result, calls, _, _ = run(dict(WORKER, root=root, api_node=ready_node()), respond=respond,
+    result, calls, w, k = run(dict(WORKER, root=root, api_node=ready_node()), respond=respond,
                               monkeypatch=monkeypatch)
     assert result["local"]["kubelet_conf_ca_hash"] == CA_A and result["local"]["ca_crt_hash"] == CA_A
     assert ["openssl", "x509", "-noout", "-pubkey"] in argvs(calls)
@@ -436,14 +436,14 @@ def test_ca_hash_through_openssl_when_cryptography_missing(tmp_path, monkeypatch
 def test_other_ca_pin_forces_rejoin(tmp_path, monkeypatch):
     root = joined_worker(tmp_path)
     other = "sha256:5d12d53a330e0f1e26803a00750015eda2190f74cef6d2701cbd65e87c07c0ea"
-    result, calls, _, _ = run(dict(WORKER, root=root, api_node=ready_node(), ca_cert_hash=other),
+    result, calls, w, k = run(dict(WORKER, root=root, api_node=ready_node(), ca_cert_hash=other),
                               check_mode=True, monkeypatch=monkeypatch)
     assert result["action"] == "reset_and_join"
     assert any("trusts a different CA" in r for r in result["reasons"])
 
 
 def test_bad_ca_cert_hash_option(tmp_path, monkeypatch):
-    result, calls, _, _ = run(dict(WORKER, root=str(tmp_path), ca_cert_hash="sha256:nothex"),
+    result, calls, w, k = run(dict(WORKER, root=str(tmp_path), ca_cert_hash="sha256:nothex"),
                               monkeypatch=monkeypatch)
     assert result["failed"] is True and "sha256:<64 hex digits>" in result["msg"]
     assert calls == []
@@ -451,7 +451,7 @@ def test_bad_ca_cert_hash_option(tmp_path, monkeypatch):
 
 def test_state_reset_on_clean_node_is_idempotent(tmp_path, monkeypatch):
     root = fresh_worker(tmp_path)
-    result, calls, _, _ = run({"role": "worker", "state": "reset", "root": root},
+    result, calls, w, k = run({"role": "worker", "state": "reset", "root": root},
                               respond=responder(kubelet_active="activating"), monkeypatch=monkeypatch)
     assert result["action"] == "none" and result["changed"] is False
     assert_read_only(calls)
@@ -470,6 +470,6 @@ def test_every_scenario_keeps_the_token_out(tmp_path, monkeypatch):
     ]
     for index, (build, extra, respond, check) in enumerate(scenarios):
         root = build(tmp_path / str(index))
-        result, calls, warnings, _ = run(dict(WORKER, root=root, **extra), respond=respond, check_mode=check,
+        result, calls, warnings, k = run(dict(WORKER, root=root, **extra), respond=respond, check_mode=check,
                                          diff=True, monkeypatch=monkeypatch)
         assert_no_token(result, warnings)
