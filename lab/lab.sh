@@ -160,9 +160,15 @@ start_node() {
     done
     podman run -d --name "$node" --hostname "$node" --privileged --systemd=always \
         --label dgxlab=1 "${args[@]}" \
-        -v "$STATE/authorized_keys:/home/spark/.ssh/authorized_keys:ro" \
         -v "$STATE/apt:/srv/standin-apt:ro" \
         "$tag" /sbin/init >/dev/null
+}
+
+authorize_lab_key() {
+    # A plain file in the node (not a bind mount), so the node's user can manage its own keys as on a real one.
+    podman exec "$1" sh -c 'f=/home/spark/.ssh/authorized_keys
+        grep -qxF "$0" "$f" 2>/dev/null || { echo "$0" >> "$f"; chown spark:spark "$f"; chmod 0600 "$f"; }' \
+        "$(cat "$STATE/id_ed25519.pub")"
 }
 
 wait_ssh() {
@@ -191,14 +197,13 @@ up() {
     started=$(date +%s)
     mkdir -p "$STATE/apt"
     [ -f "$STATE/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C dgxlab -f "$STATE/id_ed25519"
-    cp "$STATE/id_ed25519.pub" "$STATE/authorized_keys"
-    chmod 0644 "$STATE/authorized_keys"
     build_image
     build_apt_repo
     tag=$(image_tag)
     create_networks
     for node in "${NODES[@]}"; do start_node "$node" "$tag"; done
     apply_cables
+    for node in "${NODES[@]}"; do authorize_lab_key "$node"; done
     require
     wait_ssh
     log "lab up in $(( $(date +%s) - started )) s: ${NODES[*]} on $LAN_NET ($LAN_SUBNET)"

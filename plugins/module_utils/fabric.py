@@ -5,10 +5,12 @@
 
 Parses ``ip -j addr show`` / ``ip -j -d link show`` / ``ip -j route show``, validates the requested ports,
 chooses one interface per port (first candidate with carrier), plans the runtime changes (link, addresses,
-connected route) and the persisted file (netplan YAML or NetworkManager keyfile), and renders diffs.
+connected route) and the persisted file (netplan YAML or NetworkManager keyfile), renders diffs, and plans and
+judges the jumbo-frame ``ping`` to each port's peer.
 
 No Ansible imports and no I/O: the module gathers the state, calls these functions and runs the actions.
-Every ``argv`` in an action is an ``ip`` argument list without the binary.
+Every ``argv`` in an action is an ``ip`` argument list without the binary; a peer check's ``argv`` is a ``ping``
+argument list without the binary.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -258,6 +260,11 @@ def normalize_ports(ports, state="present"):
             errors.append("%s: address %s is already given to ports[%d]; each port needs its own address"
                           % (label, ip, seen_ip[ip]))
         seen_ip[ip] = index
+        try:
+            peer = parse_peer(port.get("peer"), ip, prefix, network)
+        except FabricError as exc:
+            errors.append("%s: %s" % (label, exc))
+            peer = None
         result.append({
             "index": index,
             "address": "%s/%d" % (ip, prefix),
@@ -265,10 +272,49 @@ def normalize_ports(ports, state="present"):
             "prefixlen": prefix,
             "network": network,
             "candidates": list(candidates),
+            "peer": peer,
         })
+    for port in result:
+        if port["peer"] in seen_ip and seen_ip[port["peer"]] != port["index"]:
+            errors.append("ports[%d]: peer %s is the address of ports[%d] on this node; give the other node's address "
+                          "on this half" % (port["index"], port["peer"], seen_ip[port["peer"]]))
     if errors:
         raise FabricError("; ".join(errors))
     return result
+
+
+def parse_peer(text, ip, prefix, network):
+    """Validate a port's ``peer`` (the other node's IPv4 address on that half, no prefix); None when not given."""
+    if text is None:
+        return None
+    if not isinstance(text, str) or not text.strip():
+        raise FabricError("peer %r must be an IPv4 address such as 10.10.10.2" % (text,))
+    if "/" in text:
+        raise FabricError("peer %r must be an address without a prefix length, e.g. %s"
+                          % (text, text.split("/", 1)[0].strip()))
+    try:
+        peer = ipaddress.ip_address(text.strip())
+    except ValueError:
+        raise FabricError("peer %r is not a valid IPv4 address" % (text,))
+    if peer.version != 4:
+        raise FabricError("peer %r: only IPv4 peers are supported (the fabric addresses are IPv4)" % (text,))
+    net = ipaddress.ip_network(network)
+    if peer not in net:
+        raise FabricError("peer %s is outside %s, the network of %s/%d; the peer's address on this half must be in "
+                          "the same network" % (peer, net, ip, prefix))
+    if str(peer) == ip:
+        raise FabricError("peer %s is this port's own address; give the other node's address on this half" % peer)
+    if prefix <= 30 and peer == net.network_address:
+        raise FabricError("peer %s is the network address of %s" % (peer, net))
+    if prefix <= 30 and peer == net.broadcast_address:
+        raise FabricError("peer %s is the broadcast address of %s" % (peer, net))
+    return str(peer)
+
+
+def validate_peer_retries(value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise FabricError("peer_retries %r must be 0 or more" % (value,))
+    return value
 
 
 def check_mgmt_conflicts(ports, mgmt_ip):
@@ -685,6 +731,128 @@ def apply_actions(persist, file_actions, desired):
             conn_id = action["path"].rsplit("/", 1)[-1][:-len(NM_SUFFIX)]
             result.append(make_action("apply", "nmcli connection up %s" % conn_id, command="nm_up", conn_id=conn_id))
     return result
+
+
+# --------------------------------------------------------------------------------------------------------------
+# peer checks (jumbo frames to the other node, don't fragment)
+# --------------------------------------------------------------------------------------------------------------
+
+PING_HEADERS = 28  # IPv4 header (20) + ICMP echo header (8): payload mtu-28 makes an IP packet of exactly mtu bytes
+_PING_TIME = re.compile(r",\s*time\s+\d+(\.\d+)?\s*ms\s*$")
+_PING_DENIED = ("operation not permitted", "permission denied", "cap_net_raw")
+
+
+def ping_argv(ifname, peer, mtu):
+    """``ping`` arguments (without the binary): one echo of exactly ``mtu`` bytes, don't fragment, out of ``ifname``."""
+    return ["-c", "1", "-W", "2", "-M", "do", "-s", str(mtu - PING_HEADERS), "-I", ifname, peer]
+
+
+def _peer_check(sel, mtu, skipped=None):
+    return {"name": sel["name"], "peer": sel["port"]["peer"], "mtu": mtu, "ok": None, "attempts": 0,
+            "output_tail": None, "summary": None, "skipped": skipped,
+            "argv": ping_argv(sel["name"], sel["port"]["peer"], mtu), "todo": skipped is None}
+
+
+def _not_ready_in_check_mode(sel, iface, mtu):
+    """Why the check cannot run in check mode yet (the run would change the interface first), or None."""
+    name, port = sel["name"], sel["port"]
+    why = []
+    if not any(a["family"] == "inet" and a["local"] == port["ip"] and a["prefixlen"] == port["prefixlen"]
+               for a in iface.get("addrs") or []):
+        why.append("%s is not on %s yet" % (port["address"], name))
+    if iface.get("mtu") != mtu:
+        why.append("%s has MTU %s, not %d yet" % (name, iface.get("mtu"), mtu))
+    if not iface.get("admin_up"):
+        why.append("%s is administratively down" % name)
+    if not why:
+        return None
+    return "check mode: %s; the real run checks after configuring it" % " and ".join(why)
+
+
+def plan_peer_checks(selections, interfaces, mtu, verify=True, check_mode=False, require_carrier=True):
+    """One check per chosen port with a ``peer``: dicts with ``argv`` (ping arguments), ``todo`` (ping it) and
+    ``skipped`` (the reason it is not pinged, or None).
+
+    ``interfaces``: the state after the run (real run) or as found (check mode, where only a port whose address
+    and MTU are already in place is pinged).  A peer address that this node holds itself fails the check without
+    a ping (the echo would never leave the node).
+    """
+    checks = []
+    for sel in selections:
+        if not sel["name"] or not sel["port"].get("peer"):
+            continue
+        iface = interfaces.get(sel["name"]) or {"addrs": [], "mtu": None, "admin_up": False}
+        if not verify:
+            checks.append(_peer_check(sel, mtu, "verify_peers=false"))
+            continue
+        if iface.get("carrier") is False and not require_carrier:
+            checks.append(_peer_check(sel, mtu, "%s has no carrier (require_carrier=false)" % sel["name"]))
+            continue
+        if check_mode:
+            why = _not_ready_in_check_mode(sel, iface, mtu)
+            if why:
+                checks.append(_peer_check(sel, mtu, why))
+                continue
+        check = _peer_check(sel, mtu)
+        holders = find_address_holders(interfaces, check["peer"])
+        if holders:
+            check.update(ok=False, todo=False, summary="%s is an address of this node (on %s), not the peer's"
+                         % (check["peer"], ", ".join(holders)))
+        checks.append(check)
+    return checks
+
+
+def _lines(text):
+    return [line.rstrip() for line in (text or "").splitlines() if line.strip()]
+
+
+def ping_summary(rc, stdout, stderr):
+    """The line that says why a ping failed: the last line of its output (the statistics line, without the
+    ``time Nms`` part), followed by the last line of its error output in brackets when there is one."""
+    out, err = _lines(stdout), _lines(stderr)
+    last = _PING_TIME.sub("", out[-1]) if out else ""
+    if err:
+        last = "%s (%s)" % (last, err[-1]) if last else err[-1]
+    if not last:
+        last = "ping exited with rc %s and printed nothing" % rc
+    if rc == 124:
+        last += " (timed out)"
+    return last
+
+
+def ping_denied(stderr):
+    text = (stderr or "").lower()
+    return any(word in text for word in _PING_DENIED)
+
+
+def record_ping(check, rc, stdout, stderr, tail_lines=4):
+    """Record one ping in ``check``: ok, attempts, output_tail, summary; ``todo`` stays true while a retry can help
+    (not after a success, nor when ping may not open its socket)."""
+    check["attempts"] += 1
+    check["ok"] = rc == 0
+    check["output_tail"] = "\n".join((_lines(stdout) + _lines(stderr))[-tail_lines:])
+    check["summary"] = None if rc == 0 else ping_summary(rc, stdout, stderr)
+    check["todo"] = rc != 0
+    if rc != 0 and ping_denied(stderr):
+        check["summary"] += "; ping needs root or CAP_NET_RAW (run the module with become)"
+        check["todo"] = False
+    return check
+
+
+def peer_report(checks):
+    """The ``peer_checks`` return value (the checks without their internal keys)."""
+    keys = ("name", "peer", "mtu", "ok", "attempts", "output_tail", "summary", "skipped")
+    return [dict((k, c[k]) for k in keys) for c in checks]
+
+
+def peer_failure_message(checks, mtu):
+    """One message naming every half whose check failed, or None when none failed."""
+    failed = [c for c in checks if c["ok"] is False]
+    if not failed:
+        return None
+    return "no %d-byte path to the peer: %s; check the cable, and the peer's address and MTU on %s" % (
+        mtu, "; ".join("%s -> %s (MTU %d): %s" % (c["name"], c["peer"], c["mtu"], c["summary"]) for c in failed),
+        "that half" if len(failed) == 1 else "each of those halves")
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -33,8 +33,14 @@ description:
     C(netplan apply) causes. If the check still fails, it restores the previous file content (or removes the new
     file), applies again and fails. Runtime address and MTU changes made before that step only touch fabric
     interfaces and are kept; the error lists them.
-  - Runs only C(ip), C(netplan), C(nmcli) and, when sysfs has no speed, C(ethtool), through the collection's
-    command runner (argument lists, C(LC_ALL=C), time limits).
+  - With O(verify_peers) (default), every port that has a O(ports[].peer) is checked last, once addresses, MTU
+    and the persisted file are in place - C(ping -c 1 -W 2 -M do -s <mtu-28> -I <chosen interface> <peer>), one
+    echo of exactly O(mtu) bytes that may not be fragmented. A failing half is retried O(peer_retries) times one
+    second apart (the peer may still be configuring). If any half still fails, the module fails with one message
+    naming every failing half (interface, peer, MTU and the last line of the ping output). The configuration
+    made before is kept, and the check never sets C(changed).
+  - Runs only C(ip), C(netplan), C(nmcli), C(ping) (for O(ports[].peer)) and, when sysfs has no speed,
+    C(ethtool), through the collection's command runner (argument lists, C(LC_ALL=C), time limits).
 author:
   - DGX Spark cluster contributors (@dgx-spark-cluster)
 options:
@@ -61,6 +67,14 @@ options:
           - The same IP on two ports is refused.
         type: str
         required: true
+      peer:
+        description:
+          - IPv4 address of the other node on this half, without prefix length, for example C(10.10.10.2).
+          - When set (and O(verify_peers) is true), the module pings it with don't-fragment packets of O(mtu)
+            bytes out of the chosen interface after configuring, and fails if no echo comes back.
+          - It must lie inside the network of O(ports[].address) and differ from that address (and from the other
+            ports' addresses); the network and broadcast addresses are refused.
+        type: str
   mtu:
     description:
       - MTU set on every chosen interface (C(ip link set dev X mtu N up)) and written to the persisted file.
@@ -141,12 +155,32 @@ options:
       - Seconds between two management checks.
     type: float
     default: 1.0
+  verify_peers:
+    description:
+      - Ping O(ports[].peer) of every port that has one, after everything is configured, and fail if a half does
+        not pass O(mtu)-byte frames. Ports without O(ports[].peer) are never checked.
+      - When false, the checks are reported as skipped. Nothing is checked with O(state=absent).
+    type: bool
+    default: true
+  peer_retries:
+    description:
+      - How many times a failing peer check is repeated, one second apart, before the module fails.
+      - A ping refused for lack of privilege is not repeated.
+    type: int
+    default: 3
 notes:
   - IPv4 only. Addresses other than the ports' own IPs on the chosen interfaces are left alone.
   - The netplan file sets C(dhcp4), C(dhcp6) false and C(link-local) empty (no IPv6 link-local address on the
     fabric), which keeps the RoCE GID table short and its indices stable.
   - In check mode the module reads C(ip -j) output and files only; a candidate that is administratively down is
     assumed to get carrier once brought up (its carrier cannot be read without changing it).
+  - The peer check is read-only and also runs in check mode, for each port whose address is already on the
+    chosen interface and whose MTU already equals O(mtu) (and that is up); other ports are reported in
+    RV(peer_checks) as skipped, with the reason.
+  - C(ping -M do -I <if>) needs root or C(CAP_NET_RAW) (or ICMP datagram sockets allowed by
+    C(net.ipv4.ping_group_range)); run the module with C(become). C(ping) (iputils) is looked up in E(PATH),
+    C(/usr/bin), C(/bin), C(/usr/sbin) and C(/sbin); when a port has a peer and it is missing, the module fails
+    before changing anything.
 seealso:
   - name: netplan YAML reference
     description: The schema the persisted file follows.
@@ -154,7 +188,8 @@ seealso:
 attributes:
   check_mode:
     support: full
-    description: Reads state only and returns the same C(changed), the planned C(actions) and the diff.
+    description: Reads state only (and runs the read-only peer C(ping) where address and MTU are already in
+      place) and returns the same C(changed), the planned C(actions) and the diff.
   diff_mode:
     support: full
     description: Shows IPv4 addresses, MTU/link state and every file touched, before and after.
@@ -186,6 +221,20 @@ EXAMPLES = r"""
     mgmt_address: 192.168.86.38
     mgmt_check_host: 192.168.86.1
   register: fabric
+
+- name: Two halves, each checked for 9000-byte frames to the other node in the same task
+  dgx_spark.cluster.fabric_ip:
+    ports:
+      - candidates: [enp1s0f1np1, enp1s0f0np0]
+        address: 10.10.10.1/24
+        peer: 10.10.10.2
+      - candidates: [enP2p1s0f1np1, enP2p1s0f0np0]
+        address: 10.10.11.1/24
+        peer: 10.10.11.2
+    mtu: 9000
+    peer_retries: 5
+    mgmt_address: "{{ ansible_facts.default_ipv4.address }}"
+  become: true
 
 - name: Show the chosen interfaces
   ansible.builtin.debug:
@@ -290,6 +339,48 @@ mgmt_address:
       description: The interfaces holding it.
       type: list
       elements: str
+peer_checks:
+  description:
+    - One entry per port that has O(ports[].peer), in the order given (empty with O(state=absent)).
+    - Also returned when a check fails the module.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The chosen interface the echo leaves from.
+      type: str
+      sample: enP2p1s0f1np1
+    peer:
+      description: The peer address pinged.
+      type: str
+      sample: 10.10.11.2
+    mtu:
+      description: Size in bytes of the IP packet sent (O(mtu)); the ICMP payload is 28 bytes less.
+      type: int
+      sample: 9000
+    ok:
+      description: Whether an echo reply came back; null when the check was skipped.
+      type: bool
+      sample: true
+    attempts:
+      description: How many times C(ping) ran (0 when skipped).
+      type: int
+      sample: 1
+    output_tail:
+      description: The last lines of the last C(ping) output (standard output, then error output); null when
+        C(ping) did not run.
+      type: str
+      sample: "--- 10.10.11.2 ping statistics ---\n1 packets transmitted, 1 received, 0% packet loss, time 0ms"
+    summary:
+      description: Why the check failed (the line used in the failure message); null unless it failed.
+      type: str
+      sample: 1 packets transmitted, 0 received, 100% packet loss
+    skipped:
+      description: Why the check was not run (for example in check mode before the address or MTU is in place,
+        or with O(verify_peers=false)); null when it ran.
+      type: str
+      sample: "check mode: 10.10.11.1/24 is not on enP2p1s0f1np1 yet; the real run checks after configuring it"
 rolled_back:
   description: True when the apply step failed the management check and the previous files were restored.
   returned: failure
@@ -310,6 +401,7 @@ ARGUMENT_SPEC = dict(
     ports=dict(type="list", elements="dict", required=True, options=dict(
         candidates=dict(type="list", elements="str", required=True),
         address=dict(type="str", required=True),
+        peer=dict(type="str"),
     )),
     mtu=dict(type="int", default=9000),
     require_carrier=dict(type="bool", default=True),
@@ -323,10 +415,15 @@ ARGUMENT_SPEC = dict(
     mgmt_check_port=dict(type="int", default=22),
     retries=dict(type="int", default=10),
     delay=dict(type="float", default=1.0),
+    verify_peers=dict(type="bool", default=True),
+    peer_retries=dict(type="int", default=3),
 )
 
 IP_TIMEOUT = 30
 APPLY_TIMEOUT = 180
+PING_TIMEOUT = 10  # ping -c 1 -W 2 ends after about 2 s (3 s seen on a dropping veth); the limit only guards a hang
+PING_DIRS = ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+PEER_DELAY = 1.0
 
 
 # ---- host I/O, kept in small functions so unit tests can replace them ------------------------------------------
@@ -404,13 +501,15 @@ class FabricIp(object):
         self.warnings = []
         self.ip = None
         self.tool = None
+        self.ping = None
 
     # ---- helpers --------------------------------------------------------------------------------------------
-    def fail(self, msg, **extra):
-        extra.setdefault("changed", bool(self.done))
+    def fail(self, msg, actions=None, **extra):
+        actions = self.done if actions is None else actions
+        extra.setdefault("changed", bool(actions))
         for warning in self.warnings:
             self.module.warn(warning)
-        self.module.fail_json(msg=msg, actions=[a["text"] for a in self.done], **extra)
+        self.module.fail_json(msg=msg, actions=[a["text"] for a in actions], **extra)
 
     def run_ip(self, argv, msg):
         rc, out, err = self.runner.run([self.ip] + list(argv), check=False)
@@ -578,6 +677,28 @@ class FabricIp(object):
         elif action["kind"] == "file_mode":
             chmod_file(action["path"], fabric.FILE_MODE)
 
+    # ---- peer checks ------------------------------------------------------------------------------------------
+    def check_peers(self, selections, interfaces, actions, check=False):
+        """Ping each port's peer (read-only, also in check mode); fail naming every half that still fails."""
+        p = self.params
+        checks = fabric.plan_peer_checks(selections, interfaces, p["mtu"], p["verify_peers"], check,
+                                         p["require_carrier"])
+        pending = [c for c in checks if c["todo"]]
+        for attempt in range(p["peer_retries"] + 1):
+            if not pending:
+                break
+            if attempt:
+                sleep(PEER_DELAY)
+            for entry in pending:
+                rc, out, err = self.runner.run([self.ping] + entry["argv"], check=False, timeout=PING_TIMEOUT)
+                fabric.record_ping(entry, rc, out, err)
+            pending = [c for c in pending if c["todo"]]
+        report = fabric.peer_report(checks)
+        message = fabric.peer_failure_message(checks, p["mtu"])
+        if message:
+            self.fail(message, actions=actions, peer_checks=report)
+        return report
+
     # ---- the run ----------------------------------------------------------------------------------------------
     def converge(self, selections, state, mgmt):
         """Run the runtime plan until nothing is left (the kernel adds the connected route with the address)."""
@@ -621,9 +742,15 @@ class FabricIp(object):
         try:
             ports = fabric.normalize_ports(p["ports"])
             fabric.validate_mtu(p["mtu"])
+            fabric.validate_peer_retries(p["peer_retries"])
         except fabric.FabricError as exc:
             self.fail(str(exc))
         self.ip = self.runner.binary("ip")
+        if p["verify_peers"] and p["state"] == "present" and any(port["peer"] for port in ports):
+            self.ping = self.runner.binary("ping", required=False, extra_paths=PING_DIRS)
+            if not self.ping:
+                self.fail("verify_peers needs the ping command (iputils-ping), which is not installed (searched PATH, "
+                          "%s); install it, or set verify_peers=false" % ", ".join(PING_DIRS))
         if p["persist"] != "none":
             name = "netplan" if p["persist"] == "netplan" else "nmcli"
             self.tool = self.runner.binary(name, required=False)
@@ -668,17 +795,21 @@ class FabricIp(object):
         if check:
             plan = fabric.probe_actions(probe) + runtime + file_actions + fabric.apply_actions(
                 p["persist"], file_actions, desired)
+            peer_checks = self.check_peers(selections, before, plan, check=True)
             self.exit(plan, selections, before, runtime + fabric.probe_actions(probe), file_actions, desired,
-                      mgmt, before)
+                      mgmt, before, peer_checks)
 
         for action in runtime:
             self.execute(action)
         self.converge(selections, p["state"], mgmt)
         self.persist(p["persist"], file_actions, desired, mgmt)
         after = self.converge(selections, p["state"], mgmt)
-        self.exit(self.done, selections, before, self.done, file_actions, desired, mgmt, after, real=True)
+        peer_checks = self.check_peers(selections, after, self.done)
+        self.exit(self.done, selections, before, self.done, file_actions, desired, mgmt, after, peer_checks,
+                  real=True)
 
-    def exit(self, actions, selections, before, runtime, file_actions, desired, mgmt, now, real=False):
+    def exit(self, actions, selections, before, runtime, file_actions, desired, mgmt, now, peer_checks,
+             real=False):
         persist_files = sorted(desired)
         if self.params["persist"] == "netplan":
             persist_file = self.params["persist_file"]
@@ -691,6 +822,7 @@ class FabricIp(object):
             persist_file=persist_file,
             persist_files=persist_files,
             mgmt_address=mgmt,
+            peer_checks=peer_checks,
         )
         if self.module._diff:
             result["diff"] = fabric.build_diff(before, selections, [a for a in runtime if a.get("argv")],

@@ -369,6 +369,11 @@ timed_out:
   description: Whether the timeout killed the launch.
   returned: success
   type: bool
+started:
+  description: When the launch started, in UTC (C(YYYYMMDDTHHMMSSZ)); names the saved evidence files.
+  returned: when the test ran (not in check mode)
+  type: str
+  sample: 20261128T143512Z
 duration_s:
   description: Seconds the launch took.
   returned: success
@@ -544,6 +549,7 @@ def _run_and_judge(module, p, env, argv, base):
         nccl_warnings=parsed["warnings"], rank_env=parsed["rank_env"], parsed=parsed,
         summary_lines=summary_lines(parsed, verdict, p["binary"], p["min_avg_busbw_gbs"], p["line_rate_gbs"]),
         rc=rc, timed_out=outcome == "timeout", duration_s=elapsed, raw_output=out, stderr=err,
+        started=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started)),
     )
     if not verdict["passed"] and p["fail_on_error"]:
         module.fail_json(msg="nccl_test failed: %s" % "; ".join(verdict["failures"]), **result)

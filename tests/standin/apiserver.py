@@ -519,8 +519,13 @@ class Api:
         self.node_seen = {}
         self.orphan_seen = {}
         self.static_tokens = {}
+        self.journal = []            # [(seq, type, resource key, object copy)] for watch
+        self.journal_seq = 0
+        self.journal_cv = threading.Condition(self.lock)
+        self._snap = {}
         self._load_token_file()
         self._load()
+        self._record_changes()
         self._bootstrap()
 
     # ---- persistence -------------------------------------------------------------------------------------------
@@ -535,7 +540,37 @@ class Api:
             if key in self.store:
                 self.store[key] = objs
 
+    def _record_changes(self):
+        """Diff the store against the last snapshot and append watch events (called at every commit point)."""
+        cur = {}
+        for r in RESOURCES:
+            for k, o in self.store[r.key].items():
+                cur[(r.key, k)] = o
+        events = []
+        for key, o in cur.items():
+            old = self._snap.get(key)
+            rv = o["metadata"].get("resourceVersion")
+            if old is None:
+                events.append(("ADDED", key, o))
+            elif old[0] != rv or old[1]["metadata"].get("uid") != o["metadata"].get("uid"):
+                events.append(("MODIFIED", key, o))
+        for key, old in list(self._snap.items()):
+            if key not in cur:
+                events.append(("DELETED", key, old[1]))
+                del self._snap[key]
+        for kind, key, o in events:
+            if kind != "DELETED":
+                self._snap[key] = (o["metadata"].get("resourceVersion"), copy.deepcopy(o))
+            self.journal_seq += 1
+            self.journal.append((self.journal_seq, kind, key[0], copy.deepcopy(o) if kind != "DELETED" else o))
+        if len(self.journal) > 5000:
+            del self.journal[:len(self.journal) - 5000]
+        if events:
+            with self.lock:
+                self.journal_cv.notify_all()
+
     def persist(self):
+        self._record_changes()
         data = {"standin": C.STANDIN_MARK, "resourceVersion": self.rv, "objects": self.store}
         C.write_atomic(self.state_file, json.dumps(data, separators=(",", ":"), sort_keys=True), mode=0o600)
         self.dirty = False
@@ -878,6 +913,11 @@ class Api:
             for k, v in (obj.pop("stringData") or {}).items():
                 data[k] = base64.b64encode(str(v).encode()).decode()
             obj["data"] = data
+        if user is not None and user.node_name is not None and res.kind == "Node" and \
+                md["name"] != user.node_name:
+            # NodeRestriction admission
+            raise ApiStatus(403, "Forbidden", 'nodes "%s" is forbidden: node "%s" is not allowed to modify node "%s"'
+                            % (md["name"], user.node_name, md["name"]), {"name": md["name"], "kind": "nodes"})
         with self.lock:
             self._ns_check(res, ns)
             self.defaults(res, obj, user)
@@ -1866,22 +1906,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         raise ApiStatus(405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {})
 
     def watch(self, api, res, ns, query):
-        """Minimal watch: polls the store and streams ADDED/MODIFIED/DELETED lines until timeoutSeconds."""
+        """Watch: optional synthetic ADDED events for the current state, then the change journal, streamed as
+        newline-delimited JSON until timeoutSeconds."""
         timeout = min(float(query.get("timeoutSeconds") or 300), 1800)
         lsel = parse_label_selector(query.get("labelSelector", ""))
         fsel = parse_field_selector(res, query.get("fieldSelector", ""))
         since = query.get("resourceVersion") or ""
 
-        def snapshot():
-            with api.lock:
-                out = {}
-                for o in api.objs(res).values():
-                    md = o["metadata"]
-                    if res.namespaced and ns and md.get("namespace") != ns:
-                        continue
-                    if labels_match(lsel, md.get("labels")) and fields_match(fsel, o):
-                        out[md.get("uid")] = copy.deepcopy(o)
-                return out
+        def match(o):
+            md = o["metadata"]
+            if res.namespaced and ns and md.get("namespace") != ns:
+                return False
+            return labels_match(lsel, md.get("labels")) and fields_match(fsel, o)
 
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -1894,24 +1930,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
             self.wfile.flush()
 
-        seen = snapshot()
         try:
-            if since in ("", "0"):
-                for o in seen.values():
-                    emit("ADDED", o)
+            with api.lock:
+                seq = api.journal_seq
+                initial = []
+                if since in ("", "0"):
+                    initial = [copy.deepcopy(o) for o in api.objs(res).values() if match(o)]
+                else:
+                    initial = [(kind, o) for (_, kind, key, o) in api.journal
+                               if key == res.key and int(o["metadata"].get("resourceVersion") or 0) > int(since)
+                               and match(o)]
+            for item in initial:
+                if isinstance(item, tuple):
+                    emit(*item)
+                else:
+                    emit("ADDED", item)
             deadline = time.time() + timeout
             while time.time() < deadline:
-                time.sleep(0.2)
-                cur = snapshot()
-                for uid, o in cur.items():
-                    if uid not in seen:
-                        emit("ADDED", o)
-                    elif seen[uid]["metadata"]["resourceVersion"] != o["metadata"]["resourceVersion"]:
-                        emit("MODIFIED", o)
-                for uid, o in seen.items():
-                    if uid not in cur:
-                        emit("DELETED", o)
-                seen = cur
+                with api.lock:
+                    api.journal_cv.wait(timeout=min(1.0, max(0.0, deadline - time.time())))
+                    new = [(k, o) for (s, k, key, o) in api.journal if s > seq and key == res.key and match(o)]
+                    seq = api.journal_seq
+                for kind, o in new:
+                    emit(kind, o)
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             pass

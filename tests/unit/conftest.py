@@ -14,3 +14,7 @@ if os.path.isdir(os.path.join(_COLLECTIONS, "ansible_collections")) and _COLLECT
     sys.path.insert(0, _COLLECTIONS)
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "netns: runs the real module in network namespaces it creates (needs root)")

@@ -128,7 +128,7 @@ def test_check_mode_reports_exactly_what_would_go(tmp_path, monkeypatch):
     removed_calls = []
     for name in ("unlink", "remove", "rmdir"):
         monkeypatch.setattr(cni_cleanup.cni.os, name, lambda *a, **k: removed_calls.append(a))
-    result, calls, _ = run(dirs, monkeypatch, tmp_path, check_mode=True)
+    result, calls, w = run(dirs, monkeypatch, tmp_path, check_mode=True)
     netns = dirs["netns_dir"][0]
     results = dirs["state_dirs"][1]
     networks = os.path.join(dirs["state_dirs"][0], "k8s-pod-network")
@@ -176,14 +176,14 @@ def test_second_run_changes_nothing(tmp_path, monkeypatch):
             return 0, json.dumps(links), ""
         return responder()(argv)
 
-    result, calls, _ = run(dirs, monkeypatch, tmp_path, respond=after_first)
+    result, calls, w = run(dirs, monkeypatch, tmp_path, respond=after_first)
     assert result["changed"] is False and result["restarted"] == []
     assert mutating(calls) == []
 
 
 def test_never_removes_the_namespace_a_running_sandbox_uses(tmp_path, monkeypatch):
     dirs = build(tmp_path)
-    result, calls, _ = run(dict(dirs, min_age=0), monkeypatch, tmp_path)
+    result, calls, w = run(dict(dirs, min_age=0), monkeypatch, tmp_path)
     live = os.path.join(dirs["netns_dir"][0], "cni-live")
     assert live not in result["removed"]["netns"] and os.path.exists(live)
     assert "cali1111aaaaaaa" not in result["removed"]["links"]
@@ -192,7 +192,7 @@ def test_never_removes_the_namespace_a_running_sandbox_uses(tmp_path, monkeypatc
 
 def test_crictl_failure_keeps_state_entries(tmp_path, monkeypatch):
     dirs = build(tmp_path)
-    result, calls, _ = run(dirs, monkeypatch, tmp_path, respond=responder(crictl_rc=1), check_mode=True)
+    result, calls, w = run(dirs, monkeypatch, tmp_path, respond=responder(crictl_rc=1), check_mode=True)
     assert result["removed"]["paths"] == []
     reasons = [k["reason"] for k in result["kept"] if k["kind"] == "path"]
     assert "live sandboxes unknown (crictl pods rc 1: connect: connection refused)" in reasons
@@ -201,7 +201,7 @@ def test_crictl_failure_keeps_state_entries(tmp_path, monkeypatch):
 
 def test_only_stale_false_cleans_everything(tmp_path, monkeypatch):
     dirs = build(tmp_path)
-    result, calls, _ = run(dict(dirs, only_stale=False, restart_services=[]), monkeypatch, tmp_path)
+    result, calls, w = run(dict(dirs, only_stale=False, restart_services=[]), monkeypatch, tmp_path)
     netns = dirs["netns_dir"][0]
     assert sorted(os.listdir(netns)) == ["not-cni"]
     assert len(result["removed"]["paths"]) == 4
@@ -214,7 +214,7 @@ def test_nothing_stale(tmp_path, monkeypatch):
     netns = tmp_path / "netns"
     netns.mkdir()
     (netns / "cni-live").write_text("")
-    result, calls, _ = run({"netns_dir": [str(netns)], "state_dirs": [str(tmp_path / "none")]}, monkeypatch,
+    result, calls, w = run({"netns_dir": [str(netns)], "state_dirs": [str(tmp_path / "none")]}, monkeypatch,
                            tmp_path, respond=lambda argv: (0, "[]", "") if argv[1:2] == ["-j"] else
                            responder()(argv))
     assert result["changed"] is False and result["restarted"] == []
@@ -224,7 +224,7 @@ def test_nothing_stale(tmp_path, monkeypatch):
 
 def test_diff_mode(tmp_path, monkeypatch):
     dirs = build(tmp_path)
-    result, _, _ = run(dirs, monkeypatch, tmp_path, check_mode=True, diff=True)
+    result, c, w = run(dirs, monkeypatch, tmp_path, check_mode=True, diff=True)
     before, after = result["diff"]["before"], result["diff"]["after"]
     stale = os.path.join(dirs["netns_dir"][0], "cni-stale")
     assert stale in before["netns"] and stale not in after["netns"]
@@ -235,7 +235,7 @@ def test_diff_mode(tmp_path, monkeypatch):
 
 def test_link_delete_failure_is_a_warning(tmp_path, monkeypatch):
     dirs = build(tmp_path)
-    result, _, warnings = run(dirs, monkeypatch, tmp_path, respond=responder(link_delete_rc=1))
+    result, c, warnings = run(dirs, monkeypatch, tmp_path, respond=responder(link_delete_rc=1))
     assert result["removed"]["links"] == []
     assert warnings == ['ip link delete cali2222bbbbbbb failed (rc 1): Cannot find device "cali2222bbbbbbb"']
     assert result["changed"] is True  # the namespace and entries still went
@@ -244,7 +244,7 @@ def test_link_delete_failure_is_a_warning(tmp_path, monkeypatch):
 def test_netns_removal_failure_fails_with_details(tmp_path, monkeypatch):
     dirs = build(tmp_path)
     monkeypatch.setattr(cni_cleanup.cni, "remove_netns_file", lambda *a: "EBUSY: Device or resource busy")
-    result, calls, _ = run(dirs, monkeypatch, tmp_path)
+    result, calls, w = run(dirs, monkeypatch, tmp_path)
     assert result["failed"] is True
     assert result["msg"].startswith("could not remove all stale CNI state: ")
     assert "cni-stale: EBUSY" in result["msg"]
