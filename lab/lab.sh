@@ -186,10 +186,8 @@ wait_ssh() {
 build_apt_repo() {
     # The stand-in Kubernetes packages (kubeadm, kubelet, cri-tools) the nodes install from, like
     # real nodes install from their Kubernetes package repository. See tests/standin/README.md.
-    if [ -x "$REPO/tests/standin/build-debs.sh" ]; then
-        "$REPO/tests/standin/build-debs.sh" "$STATE/apt" >"$STATE/build-debs.log" 2>&1 \
-            || { cat "$STATE/build-debs.log" >&2; die "building the stand-in packages failed"; }
-    fi
+    "$LAB_DIR/build-standin-debs.sh" "$STATE/apt" >"$STATE/build-debs.log" 2>&1 \
+        || { cat "$STATE/build-debs.log" >&2; die "building the stand-in packages failed"; }
 }
 
 up() {
@@ -203,7 +201,11 @@ up() {
     create_networks
     for node in "${NODES[@]}"; do start_node "$node" "$tag"; done
     apply_cables
-    for node in "${NODES[@]}"; do authorize_lab_key "$node"; done
+    for node in "${NODES[@]}"; do
+        authorize_lab_key "$node"
+        # Like a real node, whose apt lists already know its Kubernetes package repository.
+        podman exec "$node" apt-get update -qq >/dev/null 2>&1 || die "apt-get update failed in $node"
+    done
     require
     wait_ssh
     log "lab up in $(( $(date +%s) - started )) s: ${NODES[*]} on $LAN_NET ($LAN_SUBNET)"

@@ -454,10 +454,27 @@ def mounts_under(mountpoints, prefix):
     return sorted(set(found), key=lambda p: (p.count("/"), len(p), p), reverse=True)
 
 
+INTERPRETERS = re.compile(r"^(python[0-9.]*|sh|bash|dash)$")
+
+
 def select_processes(entries, names, exclude=()):
-    """PIDs whose /proc/<pid>/comm is exactly one of ``names`` (no pattern matching on command lines)."""
+    """PIDs of processes that ARE one of ``names``, by exact name, never by a pattern over the command line.
+
+    ``entries``: ``(pid, comm)`` or ``(pid, comm, argv)``.  A process matches when its comm is the name, when the
+    basename of argv[0] is the name, or when argv[0] is an interpreter (python, sh, bash) and argv[1]'s basename is
+    the name (a script started through ``#!/usr/bin/env``).  ``timeout 120 kubeadm reset`` itself never matches.
+    """
     wanted = set(names)
-    return sorted(pid for pid, comm in entries if comm in wanted and pid not in exclude)
+    pids = []
+    for entry in entries:
+        pid, comm = entry[0], entry[1]
+        argv = list(entry[2]) if len(entry) > 2 and entry[2] else []
+        base = [posixpath.basename(a) for a in argv[:2]]
+        hit = comm in wanted or (base and base[0] in wanted) or (
+            len(base) == 2 and INTERPRETERS.match(base[0]) and base[1] in wanted)
+        if hit and pid not in exclude:
+            pids.append(pid)
+    return sorted(pids)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -419,14 +419,15 @@ class Executor(object):
         self.forced_reset()
 
     def kill_kubeadm(self):
-        """TERM, then KILL, every process whose /proc/<pid>/comm is exactly ``kubeadm``."""
+        """TERM, then KILL, every process that is ``kubeadm`` (exact name: comm or argv, see select_processes)."""
         proc = PROC
         entries = []
         for pid in os.listdir(proc) if os.path.isdir(proc) else []:
             if pid.isdigit():
                 comm = _read(os.path.join(proc, pid, "comm"))
+                cmdline = _read(os.path.join(proc, pid, "cmdline")) or ""
                 if comm is not None:
-                    entries.append((int(pid), comm.strip()))
+                    entries.append((int(pid), comm.strip(), [a for a in cmdline.split("\0") if a]))
         pids = core.select_processes(entries, ["kubeadm"], exclude={os.getpid()})
         for sig in (signal.SIGTERM, signal.SIGKILL):
             alive = []

@@ -622,3 +622,251 @@ def test_parse_ethtool_speed_unknown():
     # constructed: the lines ethtool prints for a port without link
     assert fabric.parse_ethtool_speed("Settings for enP2p1s0f0np0:\n\tSpeed: Unknown!\n\tDuplex: Unknown! (255)\n") is None
     assert fabric.parse_ethtool_speed("") is None
+
+
+# ---- peer checks (ping) ----------------------------------------------------------------------------------------
+
+PING_DIR = os.path.join(FIXTURES, "ping")
+PING_ARGV_P2F1 = ["-c", "1", "-W", "2", "-M", "do", "-s", "8972", "-I", P2F1, "10.10.11.2"]
+
+
+def ping_capture(name):
+    """(rc, stdout, stderr) of one real ping capture (tests/unit/fixtures/ping, see capture.sh there)."""
+    with open(os.path.join(PING_DIR, name + ".txt")) as handle:
+        lines = handle.readlines()
+    rc = int([line for line in lines if line.startswith("#@ rc:")][0].split(":", 1)[1])
+    split = lines.index("#@ stderr:\n")
+    out = "".join(line for line in lines[:split] if not line.startswith("#@"))
+    return rc, out, "".join(lines[split + 1:])
+
+
+def peer_ports(peer0="10.10.10.2", peer1="10.10.11.2"):
+    return fabric.normalize_ports([
+        {"candidates": [F1, F0], "address": "10.10.10.1/24", "peer": peer0},
+        {"candidates": [P2F1, P2F0], "address": "10.10.11.1/24", "peer": peer1},
+    ])
+
+
+def peer_plan(scenario, ports=None, **kwargs):
+    interfaces, dummy = capture(scenario)
+    mode = "assume" if kwargs.get("check_mode") else "final"
+    selections, dummy = fabric.choose_interfaces(ports or peer_ports(), interfaces, (MGMT,), True, mode)
+    return fabric.plan_peer_checks(selections, interfaces, 9000, **kwargs)
+
+
+def test_ping_captures_have_provenance():
+    names = sorted(f[:-4] for f in os.listdir(PING_DIR) if f.endswith(".txt"))
+    assert names == ["local-mtu-1500", "no-cap-net-raw", "no-carrier", "ok", "peer-mtu-1500", "peer-no-address"]
+    for name in names:
+        with open(os.path.join(PING_DIR, name + ".txt")) as handle:
+            head = handle.read()
+        assert head.startswith("#@ captured by") and "#@ rc:" in head and "#@ stderr:\n" in head
+
+
+def test_ping_argv_exact():
+    assert fabric.ping_argv(P2F1, "10.10.11.2", 9000) == PING_ARGV_P2F1
+    assert fabric.ping_argv(F1, "10.10.10.2", 1500)[7] == "1472"
+
+
+def test_peer_is_optional_and_normalised():
+    assert [p["peer"] for p in two_ports()] == [None, None]
+    ports = fabric.normalize_ports([{"candidates": [F1], "address": "10.10.10.1/24", "peer": " 10.10.10.2 "}])
+    assert ports[0]["peer"] == "10.10.10.2"
+    slash31 = fabric.normalize_ports([{"candidates": [F1], "address": "10.10.10.0/31", "peer": "10.10.10.1"}])
+    assert slash31[0]["peer"] == "10.10.10.1"
+
+
+@pytest.mark.parametrize("peer, message", [
+    ("10.10.10.2/24", "must be an address without a prefix length, e.g. 10.10.10.2"),
+    ("10.10.10.300", "is not a valid IPv4 address"),
+    ("peer-node", "is not a valid IPv4 address"),
+    ("", "must be an IPv4 address"),
+    ("fd00::2", "only IPv4 peers"),
+    ("10.10.11.2", "peer 10.10.11.2 is outside 10.10.10.0/24, the network of 10.10.10.1/24"),
+    ("10.10.10.1", "peer 10.10.10.1 is this port's own address"),
+    ("10.10.10.0", "peer 10.10.10.0 is the network address of 10.10.10.0/24"),
+    ("10.10.10.255", "peer 10.10.10.255 is the broadcast address of 10.10.10.0/24"),
+])
+def test_bad_peer(peer, message):
+    with pytest.raises(FabricError) as err:
+        fabric.normalize_ports([{"candidates": [F1], "address": "10.10.10.1/24", "peer": peer}])
+    assert str(err.value).startswith("ports[0]: ")
+    assert message in str(err.value)
+
+
+def test_peer_equal_to_another_ports_address_is_refused():
+    with pytest.raises(FabricError) as err:
+        fabric.normalize_ports([{"candidates": [F1], "address": "10.10.10.1/16", "peer": "10.10.11.1"},
+                                {"candidates": [P2F1], "address": "10.10.11.1/16", "peer": "10.10.10.9"}])
+    assert str(err.value) == ("ports[0]: peer 10.10.11.1 is the address of ports[1] on this node; give the other "
+                              "node's address on this half")
+
+
+def test_peer_errors_reported_with_the_other_errors():
+    with pytest.raises(FabricError) as err:
+        fabric.normalize_ports([{"candidates": [F1], "address": "10.10.10.1/24", "peer": "10.10.12.2"},
+                                {"candidates": ["bad name"], "address": "10.10.11.1/24"}])
+    assert "ports[0]: peer 10.10.12.2 is outside" in str(err.value) and "ports[1]: invalid" in str(err.value)
+
+
+@pytest.mark.parametrize("value", [-1, True, "3", None])
+def test_bad_peer_retries(value):
+    with pytest.raises(FabricError, match="peer_retries .* must be 0 or more"):
+        fabric.validate_peer_retries(value)
+
+
+def test_plan_peer_checks_real_run():
+    checks = peer_plan("configured")
+    assert [(c["name"], c["peer"], c["mtu"], c["todo"], c["skipped"], c["ok"]) for c in checks] == [
+        (F1, "10.10.10.2", 9000, True, None, None), (P2F1, "10.10.11.2", 9000, True, None, None)]
+    assert checks[1]["argv"] == PING_ARGV_P2F1
+
+
+def test_plan_peer_checks_only_ports_with_peer():
+    ports = fabric.normalize_ports([{"candidates": [F1, F0], "address": "10.10.10.1/24"},
+                                    {"candidates": [P2F1, P2F0], "address": "10.10.11.1/24", "peer": "10.10.11.2"}])
+    assert [c["name"] for c in peer_plan("configured", ports)] == [P2F1]
+    assert peer_plan("configured", two_ports()) == []
+
+
+def test_plan_peer_checks_absent_has_none():
+    interfaces, dummy = capture("configured")
+    assert fabric.plan_peer_checks(fabric.absent_selections(peer_ports(), interfaces, (MGMT,)), interfaces, 9000) == []
+
+
+def test_plan_peer_checks_verify_false():
+    checks = peer_plan("configured", verify=False)
+    assert [(c["todo"], c["skipped"]) for c in checks] == [(False, "verify_peers=false")] * 2
+
+
+def test_plan_peer_checks_check_mode_runs_where_address_and_mtu_are_in_place():
+    checks = peer_plan("configured", check_mode=True)
+    assert [(c["todo"], c["skipped"]) for c in checks] == [(True, None), (True, None)]
+
+
+@pytest.mark.parametrize("scenario, reasons", [
+    ("fresh", [
+        "check mode: 10.10.10.1/24 is not on enp1s0f1np1 yet and enp1s0f1np1 has MTU 1500, not 9000 yet; the real "
+        "run checks after configuring it",
+        "check mode: 10.10.11.1/24 is not on enP2p1s0f1np1 yet and enP2p1s0f1np1 has MTU 1500, not 9000 yet; the "
+        "real run checks after configuring it"]),
+    ("wrong-prefix", [
+        "check mode: 10.10.10.1/24 is not on enp1s0f1np1 yet; the real run checks after configuring it", None]),
+    ("wrong-mtu", [
+        "check mode: enp1s0f1np1 has MTU 1500, not 9000 yet; the real run checks after configuring it",
+        "check mode: enP2p1s0f1np1 has MTU 1500, not 9000 yet; the real run checks after configuring it"]),
+    ("admin-down", [
+        "check mode: 10.10.10.1/24 is not on enp1s0f1np1 yet and enp1s0f1np1 has MTU 1500, not 9000 yet and "
+        "enp1s0f1np1 is administratively down; the real run checks after configuring it",
+        "check mode: 10.10.11.1/24 is not on enP2p1s0f1np1 yet and enP2p1s0f1np1 has MTU 1500, not 9000 yet and "
+        "enP2p1s0f1np1 is administratively down; the real run checks after configuring it"]),
+])
+def test_plan_peer_checks_check_mode_skips_until_configured(scenario, reasons):
+    checks = peer_plan(scenario, check_mode=True)
+    assert [c["skipped"] for c in checks] == reasons
+    assert [c["todo"] for c in checks] == [r is None for r in reasons]
+
+
+def test_plan_peer_checks_check_mode_admin_down_with_address_and_mtu():
+    interfaces, dummy = capture("configured")
+    interfaces[F1]["admin_up"] = False  # constructed: configured, then `ip link set dev enp1s0f1np1 down`
+    selections, dummy = fabric.choose_interfaces(peer_ports(), interfaces, (MGMT,), True, "assume")
+    checks = fabric.plan_peer_checks(selections, interfaces, 9000, check_mode=True)
+    assert checks[0]["skipped"] == ("check mode: enp1s0f1np1 is administratively down; the real run checks after "
+                                    "configuring it")
+
+
+def test_plan_peer_checks_no_carrier_allowed_is_skipped():
+    interfaces, dummy = capture("no-carrier")
+    selections, dummy = fabric.choose_interfaces(peer_ports(), interfaces, (MGMT,), False, "final")
+    checks = fabric.plan_peer_checks(selections, interfaces, 9000, require_carrier=False)
+    assert [c["skipped"] for c in checks] == ["enp1s0f1np1 has no carrier (require_carrier=false)",
+                                              "enP2p1s0f1np1 has no carrier (require_carrier=false)"]
+
+
+def test_plan_peer_checks_peer_held_by_this_node_fails_without_ping():
+    interfaces, dummy = capture("configured")
+    # constructed: the peer's address was put on this node's other half by mistake
+    interfaces[P2F0]["addrs"].append({"family": "inet", "local": "10.10.11.2", "prefixlen": 24,
+                                      "noprefixroute": False})
+    selections, dummy = fabric.choose_interfaces(peer_ports(), interfaces, (MGMT,))
+    checks = fabric.plan_peer_checks(selections, interfaces, 9000)
+    assert checks[0]["todo"] is True
+    assert (checks[1]["todo"], checks[1]["ok"], checks[1]["summary"]) == (
+        False, False, "10.10.11.2 is an address of this node (on enP2p1s0f0np0), not the peer's")
+
+
+@pytest.mark.parametrize("name, ok, summary, retry", [
+    ("ok", True, None, False),
+    ("peer-mtu-1500", False, "1 packets transmitted, 0 received, 100% packet loss", True),
+    ("peer-no-address", False, "1 packets transmitted, 0 received, 100% packet loss", True),
+    ("no-carrier", False, "1 packets transmitted, 0 received, 100% packet loss", True),
+    ("local-mtu-1500", False, "1 packets transmitted, 0 received, +1 errors, 100% packet loss "
+                              "(ping: local error: message too long, mtu=1500)", True),
+    ("no-cap-net-raw", False, "/tmp/ping-without-cap: => missing cap_net_raw+p capability or setuid?; ping needs "
+                              "root or CAP_NET_RAW (run the module with become)", False),
+])
+def test_record_ping_real_captures(name, ok, summary, retry):
+    rc, out, err = ping_capture(name)
+    check = fabric.plan_peer_checks(*_configured_selections())[1]
+    fabric.record_ping(check, rc, out, err)
+    assert (check["ok"], check["summary"], check["todo"], check["attempts"]) == (ok, summary, retry, 1)
+
+
+def _configured_selections():
+    interfaces, dummy = capture("configured")
+    selections, dummy = fabric.choose_interfaces(peer_ports(), interfaces, (MGMT,))
+    return selections, interfaces, 9000
+
+
+def test_record_ping_output_tail_and_attempts():
+    check = fabric.plan_peer_checks(*_configured_selections())[1]
+    fabric.record_ping(check, *ping_capture("peer-no-address"))
+    rc, out, err = ping_capture("ok")
+    fabric.record_ping(check, rc, out, err)
+    assert check["attempts"] == 2 and check["ok"] is True and check["summary"] is None and check["todo"] is False
+    assert check["output_tail"] == "\n".join([line for line in out.splitlines() if line][-4:])
+    assert check["output_tail"].startswith("8980 bytes from 10.10.11.2: icmp_seq=1 ttl=64")
+    fabric.record_ping(check, *ping_capture("local-mtu-1500"))
+    assert check["output_tail"] == ("PING 10.10.11.2 (10.10.11.2) from 10.10.11.1 enP2p1s0f1np1: 8972(9000) bytes of "
+                                    "data.\n--- 10.10.11.2 ping statistics ---\n1 packets transmitted, 0 received, "
+                                    "+1 errors, 100% packet loss, time 0ms\nping: local error: message too long, "
+                                    "mtu=1500")
+
+
+@pytest.mark.parametrize("rc, out, err, summary", [
+    (124, "", "", "ping exited with rc 124 and printed nothing (timed out)"),
+    (2, "", "ping: SO_BINDTODEVICE enP2p1s0f0np0: No such device\n",
+     "ping: SO_BINDTODEVICE enP2p1s0f0np0: No such device"),  # constructed from an interactive run, see capture.sh
+    (1, "1 packets transmitted, 0 received, 100% packet loss, time 1001.5ms\n", "",
+     "1 packets transmitted, 0 received, 100% packet loss"),
+])
+def test_ping_summary_edges(rc, out, err, summary):
+    assert fabric.ping_summary(rc, out, err) == summary
+
+
+def test_peer_report_keys():
+    check = fabric.plan_peer_checks(*_configured_selections())[1]
+    fabric.record_ping(check, *ping_capture("peer-mtu-1500"))
+    assert fabric.peer_report([check]) == [{
+        "name": P2F1, "peer": "10.10.11.2", "mtu": 9000, "ok": False, "attempts": 1,
+        "output_tail": ("PING 10.10.11.2 (10.10.11.2) from 10.10.11.1 enP2p1s0f1np1: 8972(9000) bytes of data.\n"
+                        "--- 10.10.11.2 ping statistics ---\n"
+                        "1 packets transmitted, 0 received, 100% packet loss, time 0ms"),
+        "summary": "1 packets transmitted, 0 received, 100% packet loss", "skipped": None}]
+
+
+def test_peer_failure_message_one_and_several():
+    checks = fabric.plan_peer_checks(*_configured_selections())
+    assert fabric.peer_failure_message(checks, 9000) is None
+    fabric.record_ping(checks[0], *ping_capture("ok"))
+    fabric.record_ping(checks[1], *ping_capture("peer-mtu-1500"))
+    assert fabric.peer_failure_message(checks, 9000) == (
+        "no 9000-byte path to the peer: enP2p1s0f1np1 -> 10.10.11.2 (MTU 9000): 1 packets transmitted, 0 received, "
+        "100% packet loss; check the cable, and the peer's address and MTU on that half")
+    fabric.record_ping(checks[0], *ping_capture("local-mtu-1500"))
+    assert fabric.peer_failure_message(checks, 9000) == (
+        "no 9000-byte path to the peer: enp1s0f1np1 -> 10.10.10.2 (MTU 9000): 1 packets transmitted, 0 received, "
+        "+1 errors, 100% packet loss (ping: local error: message too long, mtu=1500); enP2p1s0f1np1 -> 10.10.11.2 "
+        "(MTU 9000): 1 packets transmitted, 0 received, 100% packet loss; check the cable, and the peer's address "
+        "and MTU on each of those halves")

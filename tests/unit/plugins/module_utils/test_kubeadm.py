@@ -479,6 +479,20 @@ def test_select_processes_exact_comm():
     assert core.select_processes(entries, ["kubeadm"], exclude={14}) == [10]
 
 
+def test_select_processes_by_argv_never_by_pattern():
+    entries = [
+        (20, "python3", ["python3", "/usr/local/bin/kubeadm", "reset", "-f"]),    # #!/usr/bin/env python3 script
+        (21, "timeout", ["/usr/bin/timeout", "--kill-after=5", "120", "/usr/bin/kubeadm", "reset", "-f"]),
+        (22, "vim", ["vim", "/etc/kubernetes/kubeadm-config.yaml"]),
+        (23, "bash", ["bash", "-c", "kubeadm join"]),
+        (24, "kubeadm", ["/usr/bin/kubeadm", "join", "10.10.10.1:6443"]),
+        (25, "python3", ["python3", "/usr/lib/ansible/kubeadm_node.py"]),
+        (26, "sh", ["/bin/sh", "/opt/bin/kubeadm"]),
+        (27, "less", ["less", "kubeadm"]),
+    ]
+    assert core.select_processes(entries, ["kubeadm"]) == [20, 24, 26]
+
+
 def test_summarize_local_parses_kubelet_conf():
     text = load("kubeadm", "constructed-kubelet-conf-worker.yaml")
     local = core.summarize_local({"kubelet_conf": True, "kubelet_conf_text": text,

@@ -33,6 +33,7 @@ from ansible_collections.dgx_spark.cluster.plugins.modules import fabric_ip
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 IP_DIR = os.path.join(REPO, "tests", "unit", "fixtures", "ip")
+PING_DIR = os.path.join(REPO, "tests", "unit", "fixtures", "ping")
 F1, F0, P2F1, P2F0, MGMT = "enp1s0f1np1", "enp1s0f0np0", "enP2p1s0f1np1", "enP2p1s0f0np0", "enP7s7"
 NETPLAN = "/etc/netplan/40-dgx-spark-fabric.yaml"
 NM_DIR = "/etc/NetworkManager/system-connections"
@@ -46,6 +47,15 @@ BASE_ARGS = {"ports": TWO_PORTS, "mgmt_address": "192.168.86.38"}
 def load(scenario, what):
     with open(os.path.join(IP_DIR, "%s.%s.json" % (scenario, what))) as handle:
         return json.loads("".join(line for line in handle if not line.startswith("#@")))
+
+
+def ping_capture(name):
+    """(rc, stdout, stderr) of one real ping capture (tests/unit/fixtures/ping, see capture.sh there)."""
+    with open(os.path.join(PING_DIR, name + ".txt")) as handle:
+        lines = handle.readlines()
+    rc = int([line for line in lines if line.startswith("#@ rc:")][0].split(":", 1)[1])
+    split = lines.index("#@ stderr:\n")
+    return rc, "".join(line for line in lines[:split] if not line.startswith("#@")), "".join(lines[split + 1:])
 
 
 class Exit(Exception):
@@ -70,7 +80,9 @@ class FakeHost(object):
         self.on_sleep = None
         self.sleeps = 0
         self.tcp = True
-        self.tools = {"ip", "timeout", "netplan", "nmcli"}
+        self.tools = {"ip", "timeout", "netplan", "nmcli", "ping"}
+        self.ping_answers = {}  # peer -> names of ping captures answered in turn (the last one repeats); default ok
+        self.timeouts = []
 
     # -- state helpers
     def entry(self, table, name):
@@ -126,7 +138,7 @@ class FakeHost(object):
     # -- the patched AnsibleModule methods
     def get_bin_path(self, name, required=False, opt_dirs=None):
         if name in self.tools:
-            return "/usr/sbin/" + name
+            return ("/usr/bin/" if name == "ping" else "/usr/sbin/") + name
         if required:
             raise AssertionError("required binary %s missing in test" % name)
         return None
@@ -134,11 +146,15 @@ class FakeHost(object):
     def run_command(self, args, **kwargs):
         args = list(args)
         if args[0] == "/usr/sbin/timeout":
+            self.timeouts.append((os.path.basename(args[3]), args[2]))
             args = args[3:]
         self.calls.append(args)
         tool, argv = os.path.basename(args[0]), args[1:]
         if tool == "ip":
             return self.ip(argv)
+        if tool == "ping":
+            answers = self.ping_answers.get(argv[-1]) or ["ok"]
+            return ping_capture(answers.pop(0) if len(answers) > 1 else answers[0])
         if tool == "netplan":
             outcome = self.on_apply(self) if self.on_apply else None
             return outcome or (0, "", "")
@@ -171,7 +187,11 @@ class FakeHost(object):
         raise AssertionError("unexpected ip %r" % argv)
 
     def mutating_calls(self):
-        return [c for c in self.calls if not (os.path.basename(c[0]) == "ip" and c[1] == "-j")]
+        return [c for c in self.calls if not (os.path.basename(c[0]) == "ip" and c[1] == "-j")
+                and os.path.basename(c[0]) != "ping"]
+
+    def ping_calls(self):
+        return [c for c in self.calls if os.path.basename(c[0]) == "ping"]
 
     # -- file system
     def read_file(self, path):

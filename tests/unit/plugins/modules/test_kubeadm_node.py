@@ -259,8 +259,13 @@ def test_rejoin_after_node_deleted(tmp_path, monkeypatch):
 def test_forced_reset_when_kubeadm_reset_times_out(tmp_path, monkeypatch):
     root = joined_worker(tmp_path)
     fake_proc = tmp_path / "proc"
-    for pid, comm in (("4242", "kubeadm\n"), ("4243", "kubelet\n"), ("4244", "kubeadm-helper\n")):
+    for pid, comm, cmdline in (("4242", "kubeadm\n", "/usr/bin/kubeadm\0join\0"),
+                               ("4243", "kubelet\n", "/usr/bin/kubelet\0"),
+                               ("4244", "kubeadm-helper\n", "kubeadm-helper\0"),
+                               ("4245", "python3\n", "python3\0/usr/local/bin/kubeadm\0reset\0-f\0"),
+                               ("4246", "timeout\n", "timeout\0120\0kubeadm\0reset\0")):
         write(str(fake_proc / pid / "comm"), comm)
+        write(str(fake_proc / pid / "cmdline"), cmdline)
     result, calls, warnings, killed = run(dict(WORKER, root=root, api_node=None),
                                           respond=responder(reset_rc=124), monkeypatch=monkeypatch)
     assert result["action"] == "reset_and_join" and result["fallback_used"] is True
@@ -273,8 +278,8 @@ def test_forced_reset_when_kubeadm_reset_times_out(tmp_path, monkeypatch):
     assert seq[4] == ["systemctl", "start", "containerd"]
     assert seq[5][:2] == ["kubeadm", "join"]
     assert seq[6] == ["systemctl", "enable", "--now", "kubelet"]
-    # only the exact `kubeadm` process was signalled (TERM; os.kill is faked so it "stays alive" -> KILL)
-    assert set(pid for pid, _sig in killed) == {4242}
+    # only the processes that are kubeadm were signalled (TERM; os.kill is faked so they "stay alive" -> KILL)
+    assert set(pid for pid, _sig in killed) == {4242, 4245}
     # kubeadm/kubelet/CNI state gone ...
     for gone in ("etc/kubernetes/kubelet.conf", "etc/kubernetes/pki/ca.crt", "var/lib/kubelet/config.yaml",
                  "var/lib/kubelet/pods", "etc/cni/net.d/10-calico.conflist", "var/lib/cni/networks",
