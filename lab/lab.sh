@@ -2,6 +2,8 @@
 # The lab: two systemd "Spark nodes" (spark-2959, spark-ba63) as podman containers on networks that
 # this script creates and removes. LAB ONLY: never point anything here at real machines.
 #
+#   lab/lab.sh demo          install what is needed (tests/setup.sh), `up`, then run playbooks/start-cluster.yml
+#                            against the lab inventory
 #   lab/lab.sh up            build the image if needed (cached), create networks and nodes, wait for SSH
 #   lab/lab.sh down          remove exactly what `up` created (nodes, networks, .lab state); keeps the image
 #   lab/lab.sh down --image  ... and the cached image too
@@ -255,5 +257,11 @@ case "$cmd" in
         apply_cables
         ;;
     exec) node=$1; shift; podman exec "$node" "$@" ;;
-    *) sed -n '2,14p' "$0"; exit 2 ;;
+    demo)
+        "$REPO/tests/setup.sh"
+        up
+        cd "$REPO"
+        "$REPO/.venv/bin/ansible-playbook" -i inventory/lab/hosts.yml playbooks/start-cluster.yml "$@"
+        ;;
+    *) sed -n '2,16p' "$0"; exit 2 ;;
 esac

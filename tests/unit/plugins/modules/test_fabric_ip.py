@@ -604,6 +604,181 @@ def test_device_max_mtu_refused_before_changes(host_factory):
     assert host.mutating_calls() == []
 
 
+# ---- peer checks -----------------------------------------------------------------------------------------------
+
+PEER_PORTS = [
+    {"candidates": [F1, F0], "address": "10.10.10.1/24", "peer": "10.10.10.2"},
+    {"candidates": [P2F1, P2F0], "address": "10.10.11.1/24", "peer": "10.10.11.2"},
+]
+PEER_ARGS = {"ports": PEER_PORTS, "mgmt_address": "192.168.86.38"}
+PING_F1 = ["/usr/bin/ping", "-c", "1", "-W", "2", "-M", "do", "-s", "8972", "-I", F1, "10.10.10.2"]
+PING_P2F1 = ["/usr/bin/ping", "-c", "1", "-W", "2", "-M", "do", "-s", "8972", "-I", P2F1, "10.10.11.2"]
+LOSS = "1 packets transmitted, 0 received, 100% packet loss"
+
+
+def test_peers_pinged_last_with_exact_argv(host_factory):
+    host = host_factory("fresh")
+    result = ok(PEER_ARGS)
+    assert result["changed"] is True
+    assert host.calls[-2:] == [PING_F1, PING_P2F1]  # after the apply and the final read-back
+    assert host.calls.index(["/usr/sbin/netplan", "apply"]) < host.calls.index(PING_F1)
+    assert ("ping", "10") in host.timeouts
+    assert [(c["name"], c["peer"], c["mtu"], c["ok"], c["attempts"], c["summary"], c["skipped"])
+            for c in result["peer_checks"]] == [(F1, "10.10.10.2", 9000, True, 1, None, None),
+                                                (P2F1, "10.10.11.2", 9000, True, 1, None, None)]
+    assert result["peer_checks"][1]["output_tail"].splitlines()[-1].startswith("rtt min/avg/max/mdev = ")
+    assert not any("ping" in a for a in result["actions"])
+
+
+def test_peer_check_never_sets_changed(host_factory):
+    host = host_factory("configured")
+    result = ok(dict(PEER_ARGS, persist="none"))
+    assert result["changed"] is False and result["actions"] == []
+    assert host.ping_calls() == [PING_F1, PING_P2F1] and host.mutating_calls() == []
+    assert [c["ok"] for c in result["peer_checks"]] == [True, True]
+
+
+def test_peer_retries_only_the_failing_half(host_factory):
+    host = host_factory("configured")
+    host.ping_answers["10.10.11.2"] = ["peer-no-address", "peer-no-address", "ok"]  # the peer is still configuring
+    result = ok(dict(PEER_ARGS, persist="none"))
+    assert host.ping_calls() == [PING_F1, PING_P2F1, PING_P2F1, PING_P2F1]
+    assert host.sleeps == 2
+    assert [(c["ok"], c["attempts"]) for c in result["peer_checks"]] == [(True, 1), (True, 3)]
+    assert result["changed"] is False
+
+
+def test_peer_failure_after_retries_names_the_half(host_factory):
+    host = host_factory("fresh")
+    host.ping_answers["10.10.11.2"] = ["peer-mtu-1500"]
+    result = failed(PEER_ARGS)
+    assert result["msg"] == ("no 9000-byte path to the peer: enP2p1s0f1np1 -> 10.10.11.2 (MTU 9000): 1 packets "
+                             "transmitted, 0 received, 100% packet loss; check the cable, and the peer's address and "
+                             "MTU on that half")
+    assert host.ping_calls() == [PING_F1] + [PING_P2F1] * 4  # the first try and peer_retries (3) more
+    assert host.sleeps == 3
+    # the configuration is kept and reported
+    assert result["changed"] is True and result["actions"][-1] == "netplan apply"
+    assert NETPLAN in host.files and host.holders("10.10.11.1") == [P2F1]
+    assert [(c["name"], c["ok"], c["attempts"], c["summary"]) for c in result["peer_checks"]] == [
+        (F1, True, 1, None), (P2F1, False, 4, LOSS)]
+
+
+def test_peer_failure_on_both_halves_is_one_message(host_factory):
+    host = host_factory("configured")
+    host.ping_answers = {"10.10.10.2": ["no-carrier"], "10.10.11.2": ["local-mtu-1500"]}
+    result = failed(dict(PEER_ARGS, persist="none", peer_retries=0))
+    assert result["msg"] == (
+        "no 9000-byte path to the peer: enp1s0f1np1 -> 10.10.10.2 (MTU 9000): " + LOSS + "; enP2p1s0f1np1 -> "
+        "10.10.11.2 (MTU 9000): 1 packets transmitted, 0 received, +1 errors, 100% packet loss (ping: local error: "
+        "message too long, mtu=1500); check the cable, and the peer's address and MTU on each of those halves")
+    assert host.ping_calls() == [PING_F1, PING_P2F1] and host.sleeps == 0
+    assert result["changed"] is False and result["actions"] == []
+
+
+def test_peer_ping_without_privilege_is_not_retried(host_factory):
+    host = host_factory("configured")
+    host.ping_answers = {"10.10.10.2": ["no-cap-net-raw"], "10.10.11.2": ["no-cap-net-raw"]}
+    result = failed(dict(PEER_ARGS, persist="none"))
+    assert "ping needs root or CAP_NET_RAW (run the module with become)" in result["msg"]
+    assert host.ping_calls() == [PING_F1, PING_P2F1] and host.sleeps == 0
+
+
+def test_peer_check_runs_in_check_mode_when_configured(host_factory):
+    host = host_factory("configured")
+    result = ok(dict(PEER_ARGS, persist="none"), check_mode=True)
+    assert host.ping_calls() == [PING_F1, PING_P2F1] and host.mutating_calls() == []
+    assert result["changed"] is False and [c["ok"] for c in result["peer_checks"]] == [True, True]
+
+
+def test_peer_check_failure_in_check_mode(host_factory):
+    host = host_factory("wrong-prefix")
+    host.ping_answers["10.10.11.2"] = ["peer-mtu-1500"]
+    result = failed(dict(PEER_ARGS, persist="none", peer_retries=1), check_mode=True)
+    assert result["msg"].startswith("no 9000-byte path to the peer: enP2p1s0f1np1 -> 10.10.11.2 (MTU 9000)")
+    assert host.ping_calls() == [PING_P2F1, PING_P2F1] and host.mutating_calls() == []
+    # the failure carries the plan of the check-mode run
+    assert result["changed"] is True and result["actions"] == [
+        "remove 10.10.10.1/30 from enp1s0f1np1 (wrong prefix; want 10.10.10.1/24)", "add 10.10.10.1/24 to enp1s0f1np1"]
+    assert result["peer_checks"][0]["skipped"] == (
+        "check mode: 10.10.10.1/24 is not on enp1s0f1np1 yet; the real run checks after configuring it")
+
+
+def test_peer_check_skipped_in_check_mode_until_configured(host_factory):
+    host = host_factory("fresh")
+    result = ok(PEER_ARGS, check_mode=True)
+    assert host.ping_calls() == [] and host.mutating_calls() == []
+    assert [(c["ok"], c["attempts"], c["output_tail"], c["skipped"]) for c in result["peer_checks"]] == [
+        (None, 0, None, "check mode: 10.10.10.1/24 is not on enp1s0f1np1 yet and enp1s0f1np1 has MTU 1500, not "
+                        "9000 yet; the real run checks after configuring it"),
+        (None, 0, None, "check mode: 10.10.11.1/24 is not on enP2p1s0f1np1 yet and enP2p1s0f1np1 has MTU 1500, "
+                        "not 9000 yet; the real run checks after configuring it")]
+    # the check-mode prediction still matches the real run, which pings
+    assert ok(PEER_ARGS)["changed"] is result["changed"] is True
+    assert host.ping_calls() == [PING_F1, PING_P2F1]
+
+
+def test_verify_peers_false_pings_nothing_and_needs_no_ping(host_factory):
+    host = host_factory("configured")
+    host.tools.discard("ping")
+    result = ok(dict(PEER_ARGS, persist="none", verify_peers=False))
+    assert host.ping_calls() == []
+    assert [c["skipped"] for c in result["peer_checks"]] == ["verify_peers=false"] * 2
+
+
+def test_missing_ping_fails_before_changes(host_factory):
+    host = host_factory("fresh")
+    host.tools.discard("ping")
+    result = failed(PEER_ARGS)
+    assert result["msg"] == ("verify_peers needs the ping command (iputils-ping), which is not installed (searched "
+                             "PATH, /usr/bin, /bin, /usr/sbin, /sbin); install it, or set verify_peers=false")
+    assert host.calls == [] and host.files == {} and result["changed"] is False
+
+
+def test_ports_without_peer_and_absent_ping_nothing(host_factory):
+    host = host_factory("configured")
+    host.tools.discard("ping")
+    assert ok(dict(BASE_ARGS, persist="none"))["peer_checks"] == []
+    result = ok(dict(PEER_ARGS, persist="none", state="absent"))
+    assert result["peer_checks"] == [] and result["changed"] is True and host.ping_calls() == []
+
+
+def test_peer_check_skipped_without_carrier_when_allowed(host_factory):
+    host = host_factory("no-carrier", cabled=(MGMT,))
+    result = ok(dict(PEER_ARGS, persist="none", require_carrier=False))
+    assert host.ping_calls() == []
+    assert [c["skipped"] for c in result["peer_checks"]] == [
+        "enp1s0f1np1 has no carrier (require_carrier=false)", "enP2p1s0f1np1 has no carrier (require_carrier=false)"]
+
+
+def test_peer_address_held_by_this_node_fails_without_ping(host_factory):
+    host = host_factory("configured")
+    host.add_addr(P2F0, "10.10.11.2/24")  # constructed: the peer's address put on this node's other half
+    result = failed(dict(PEER_ARGS, persist="none"))
+    assert result["msg"] == ("no 9000-byte path to the peer: enP2p1s0f1np1 -> 10.10.11.2 (MTU 9000): 10.10.11.2 is "
+                             "an address of this node (on enP2p1s0f0np0), not the peer's; check the cable, and the "
+                             "peer's address and MTU on that half")
+    assert host.ping_calls() == [PING_F1]
+
+
+@pytest.mark.parametrize("ports, extra, message", [
+    ([dict(PEER_PORTS[0], peer="10.10.12.2")], {},
+     "ports[0]: peer 10.10.12.2 is outside 10.10.10.0/24, the network of 10.10.10.1/24"),
+    ([dict(PEER_PORTS[0], peer="10.10.10.1")], {}, "ports[0]: peer 10.10.10.1 is this port's own address"),
+    ([dict(PEER_PORTS[0], peer="10.10.10.2/24")], {}, "must be an address without a prefix length"),
+    ([dict(PEER_PORTS[0], peer="fd00::2")], {}, "only IPv4 peers"),
+    ([dict(PEER_PORTS[0], peer="spark-2")], {}, "is not a valid IPv4 address"),
+    ([PEER_PORTS[0], dict(PEER_PORTS[1], peer="10.10.11.255")], {}, "ports[1]: peer 10.10.11.255 is the broadcast"),
+    (PEER_PORTS, {"peer_retries": -1}, "peer_retries -1 must be 0 or more"),
+])
+def test_bad_peer_input_changes_nothing(host_factory, ports, extra, message):
+    host = host_factory("wrong-half")
+    result = failed(dict(PEER_ARGS, ports=ports, **extra))
+    assert message in result["msg"]
+    assert result["changed"] is False and result["actions"] == []
+    assert host.calls == [] and host.files == {}
+
+
 # ---- the real module in network namespaces ---------------------------------------------------------------------
 
 def _netns_skip_reason():
