@@ -291,7 +291,7 @@ def _strip_comment(text):
     return "".join(out).rstrip()
 
 
-def _scalar(tok):
+def _scalar(tok, keep_floats=False):
     t = tok.strip()
     if t == "":
         return None
@@ -313,13 +313,13 @@ def _scalar(tok):
     if re.fullmatch(r"[-+]?\d+", t) and not re.fullmatch(r"[-+]?0\d+", t):
         return int(t)
     if re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+)([eE][-+]?\d+)?", t):
-        return float(t)
+        return t if keep_floats else float(t)
     return t
 
 
 class _Flow:
-    def __init__(self, text):
-        self.s, self.i = text, 0
+    def __init__(self, text, keep_floats=False):
+        self.s, self.i, self.kf = text, 0, keep_floats
 
     def ws(self):
         while self.i < len(self.s) and self.s[self.i] in " \t\r\n":
@@ -382,7 +382,7 @@ class _Flow:
                 j += 1
             tok = self.s[self.i:j + 1]
             self.i = j + 1
-            return _scalar(tok)
+            return _scalar(tok, self.kf)
         j = self.i
         while j < len(self.s):
             ch = self.s[j]
@@ -394,11 +394,11 @@ class _Flow:
             j += 1
         tok = self.s[self.i:j]
         self.i = j
-        return _scalar(tok)
+        return _scalar(tok, self.kf)
 
 
-def _flow(text):
-    return _Flow(text).value()
+def _flow(text, keep_floats=False):
+    return _Flow(text, keep_floats).value()
 
 
 def _split_key(text):
@@ -425,7 +425,8 @@ def _split_key(text):
 
 
 class _Block:
-    def __init__(self, text):
+    def __init__(self, text, keep_floats=False):
+        self.kf = keep_floats
         self.raw = text.split("\n")
         self.lines = []  # [indent, content, rawindex]
         for idx, raw in enumerate(self.raw):
@@ -450,7 +451,7 @@ class _Block:
         if _split_key(c) is None:
             # a lone scalar document / multi-line flow value
             text = " ".join(line[1] for line in self.lines[i:])
-            return (_flow(text) if text[:1] in "[{" else _scalar(text)), len(self.lines)
+            return (_flow(text, self.kf) if text[:1] in "[{" else _scalar(text, self.kf)), len(self.lines)
         return self.map(i, ind)
 
     def blockscalar(self, i, ind, style):
@@ -497,8 +498,8 @@ class _Block:
             while j < len(self.lines) and self.lines[j][0] > ind and _balance(text) > 0:
                 text += " " + self.lines[j][1]
                 j += 1
-            return _flow(text), j
-        return _scalar(rest), i + 1
+            return _flow(text, self.kf), j
+        return _scalar(rest, self.kf), i + 1
 
     def map(self, i, ind):
         out = {}
@@ -553,7 +554,9 @@ def _balance(text):
     return depth
 
 
-def yaml_load_all(text):
+def yaml_load_all(text, keep_floats=False):
+    """Parse all documents. keep_floats=True leaves float-looking scalars as strings (what a typed Go config does
+    for string fields such as a bootstrap token '123456.1234567890123456')."""
     docs, cur = [], []
     for line in text.split("\n"):
         if re.match(r"^---(\s|$)", line) or line.strip() == "...":
@@ -576,7 +579,7 @@ def yaml_load_all(text):
                 continue
             except ValueError:
                 pass
-        out.append(_Block(d).parse())
+        out.append(_Block(d, keep_floats).parse())
     return out
 
 

@@ -969,3 +969,38 @@ def test_netns_ansible_playbook_check_then_apply_then_idempotent(ns, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "changed=2" in proc.stdout and "failed=0" in proc.stdout
     assert ns.addrs()[F1] == ["10.10.10.1/24"]
+
+
+@netns
+def test_netns_real_ping_to_the_peer(ns):
+    if not (shutil.which("ping") or os.path.exists("/usr/bin/ping") or os.path.exists("/bin/ping")):
+        pytest.skip("iputils `ping` not installed")
+    # the peer: its addresses on both halves, MTU 9000 on the first half only
+    ns.sh("ip -n {p} addr add 10.10.10.2/24 dev enp1s0f1np1; ip -n {p} addr add 10.10.11.2/24 dev enP2p1s0f1np1; "
+          "ip -n {p} link set enp1s0f1np1 mtu 9000")
+    # peer_retries=0: a veth that drops an oversized frame makes each later ping take 5 s (ENOBUFS); retries are
+    # covered by the FakeHost tests above
+    args = dict(BASE_ARGS, persist="none", peer_retries=0, ports=[
+        dict(TWO_PORTS[0], peer="10.10.10.2"), dict(TWO_PORTS[1], peer="10.10.11.2")])
+    planned = ns.module(args, check_mode=True)
+    assert planned["changed"] is True and "msg" not in planned, planned
+    assert [c["skipped"] is not None for c in planned["peer_checks"]] == [True, True]
+    bad = ns.module(args)
+    assert bad.get("failed"), bad
+    assert bad["msg"].startswith("no 9000-byte path to the peer: enP2p1s0f1np1 -> 10.10.11.2 (MTU 9000): 1 packets "
+                                 "transmitted, 0 received, "), bad["msg"]
+    assert bad["msg"].endswith("check the cable, and the peer's address and MTU on that half")
+    assert "enp1s0f1np1 ->" not in bad["msg"]
+    assert [(c["name"], c["ok"], c["attempts"]) for c in bad["peer_checks"]] == [(F1, True, 1), (P2F1, False, 1)]
+    assert bad["changed"] is True and ns.addrs()[P2F1] == ["10.10.11.1/24"] and ns.mtu(P2F1) == 9000  # kept
+    # configured now, so check mode pings too, and sees the same broken half
+    bad_check = ns.module(args, check_mode=True)
+    assert bad_check.get("failed") and bad_check["changed"] is False, bad_check
+    assert [c["ok"] for c in bad_check["peer_checks"]] == [True, False]
+    ns.sh("ip -n {p} link set enP2p1s0f1np1 mtu 9000")
+    good_check = ns.module(args, check_mode=True)
+    assert good_check["changed"] is False and "msg" not in good_check, good_check
+    good = ns.module(args)
+    assert good["changed"] is False and "msg" not in good, good
+    assert [(c["ok"], c["attempts"]) for c in good["peer_checks"]] == [(True, 1), (True, 1)]
+    assert "8980 bytes from 10.10.11.2" in good["peer_checks"][1]["output_tail"]
