@@ -81,7 +81,7 @@ node=$(sed -n 's/.*roce_lab.node=\([0-9]*\).*/\1/p' /proc/cmdline)
 dev=enp1s0f1np1
 ip link set "$dev" mtu 9000 up
 ip addr add "10.10.10.$node/24" dev "$dev"
-modprobe rdma_rxe
+modprobe -a ib_uverbs rdma_rxe
 rdma link add rocep1s0f1 type rxe netdev "$dev"
 EOF
 chmod 755 "$ROOTFS/usr/local/sbin/roce-lab-fabric"
@@ -106,8 +106,11 @@ echo 'UseDNS no' >"$ROOTFS/etc/ssh/sshd_config.d/roce-lab.conf"
 : >"$ROOTFS/etc/machine-id"
 echo roce-vm >"$ROOTFS/etc/hostname"
 chroot "$ROOTFS" systemctl enable systemd-networkd.service roce-lab-fabric.service ssh.service >/dev/null 2>&1
+# rdma-load-modules@rdma loads iSER and NFS-over-RDMA modules and holds network.target (so ssh) back for
+# many seconds under emulation; the fabric script loads the two modules the test needs itself.
 for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer \
-            man-db.timer getty@tty1.service systemd-networkd-wait-online.service; do
+            man-db.timer getty@tty1.service systemd-networkd-wait-online.service modprobe@drm.service \
+            rdma-load-modules@rdma.service; do
     chroot "$ROOTFS" systemctl mask "$unit" >/dev/null 2>&1 || true
 done
 # A small initramfs (virtio disk + ext4 only) unpacks much faster under emulation than MODULES=most.

@@ -23,7 +23,6 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import time
 import urllib.parse
 
 STANDIN_MARK = "STAND-IN (tests/standin of dgx_spark.cluster): test stand-in, NOT Kubernetes"
@@ -658,9 +657,18 @@ def _subj(cn, orgs=()):
     return "".join(p.replace(",", "\\,") for p in parts)
 
 
-def gen_ca(cert_path, key_path, cn="kubernetes", days=3650):
+def _newkey(algo):
+    """openssl -newkey arguments for kubeadm's encryptionAlgorithm values (RSA-2048 default, ECDSA-P256, ...)."""
+    a = (algo or "RSA-2048").upper()
+    if a.startswith("ECDSA"):
+        return ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+    bits = {"RSA-3072": 3072, "RSA-4096": 4096}.get(a, 2048)
+    return ["-newkey", "rsa:%d" % bits]
+
+
+def gen_ca(cert_path, key_path, cn="kubernetes", days=3650, algo="RSA-2048"):
     os.makedirs(os.path.dirname(cert_path), exist_ok=True)
-    _openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key_path, "-out", cert_path,
+    _openssl(["req", "-x509"] + _newkey(algo) + ["-nodes", "-keyout", key_path, "-out", cert_path,
               "-days", str(days), "-subj", _subj(cn), "-sha256",
               "-addext", "basicConstraints=critical,CA:TRUE",
               "-addext", "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign",
@@ -697,12 +705,12 @@ def sign_csr(csr_pem, ca_cert, ca_key, kind="client", sans=(), days=365):
                          "-days", str(days), "-sha256", "-extfile", ext])
 
 
-def gen_key_csr(cn, orgs=()):
-    """Generate an RSA key and a CSR for CN/O. Returns (key_pem, csr_pem) bytes."""
+def gen_key_csr(cn, orgs=(), algo="RSA-2048"):
+    """Generate a key (RSA-2048 or ECDSA-P256) and a CSR for CN/O. Returns (key_pem, csr_pem) bytes."""
     with tempfile.TemporaryDirectory(prefix="standin-ssl-") as td:
         key = os.path.join(td, "k.pem")
         csr = os.path.join(td, "r.csr")
-        _openssl(["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", _subj(cn, orgs)])
+        _openssl(["req", "-new"] + _newkey(algo) + ["-nodes", "-keyout", key, "-out", csr, "-subj", _subj(cn, orgs)])
         with open(key, "rb") as fh:
             k = fh.read()
         with open(csr, "rb") as fh:
@@ -710,9 +718,9 @@ def gen_key_csr(cn, orgs=()):
         return k, c
 
 
-def gen_signed(ca_cert, ca_key, cn, orgs=(), kind="client", sans=(), days=365):
+def gen_signed(ca_cert, ca_key, cn, orgs=(), kind="client", sans=(), days=365, algo="RSA-2048"):
     """New key + certificate signed by the CA. Returns (cert_pem, key_pem) bytes."""
-    key, csr = gen_key_csr(cn, orgs)
+    key, csr = gen_key_csr(cn, orgs, algo)
     return sign_csr(csr, ca_cert, ca_key, kind=kind, sans=sans, days=days), key
 
 

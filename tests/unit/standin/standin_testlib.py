@@ -36,13 +36,15 @@ class Pki:
     def __init__(self, d):
         self.dir = d
         self.ca_crt, self.ca_key = os.path.join(d, "ca.crt"), os.path.join(d, "ca.key")
-        C.gen_ca(self.ca_crt, self.ca_key)
+        C.gen_ca(self.ca_crt, self.ca_key, algo="ECDSA-P256")
         cert, key = C.gen_signed(self.ca_crt, self.ca_key, "kube-apiserver", kind="server",
-                                 sans=["127.0.0.1", "localhost"])
+                                 sans=["127.0.0.1", "localhost"], algo="ECDSA-P256")
         self.srv_crt, self.srv_key = self._write("apiserver", cert, key)
         self.ca_pem = open(self.ca_crt, "rb").read()
-        self.admin = C.gen_signed(self.ca_crt, self.ca_key, "kubernetes-admin", ["kubeadm:cluster-admins"])
-        self.node_a = C.gen_signed(self.ca_crt, self.ca_key, "system:node:spark-ba63", ["system:nodes"])
+        self.admin = C.gen_signed(self.ca_crt, self.ca_key, "kubernetes-admin", ["kubeadm:cluster-admins"],
+                                  algo="ECDSA-P256")
+        self.node_a = C.gen_signed(self.ca_crt, self.ca_key, "system:node:spark-ba63", ["system:nodes"],
+                                   algo="ECDSA-P256")
 
     def _write(self, name, cert, key):
         c, k = os.path.join(self.dir, name + ".crt"), os.path.join(self.dir, name + ".key")

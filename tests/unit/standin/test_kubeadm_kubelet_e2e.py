@@ -15,7 +15,7 @@ import pytest
 from standin_testlib import C, Node, fixture_text, wait_for
 
 INIT_CONFIG = """\
-apiVersion: kubeadm.k8s.io/v1beta3
+apiVersion: kubeadm.k8s.io/v1beta4
 kind: InitConfiguration
 localAPIEndpoint:
   advertiseAddress: 127.0.0.1
@@ -24,21 +24,24 @@ nodeRegistration:
   name: spark-2959
   criSocket: unix:///run/containerd/containerd.sock
   kubeletExtraArgs:
-    node-ip: 127.0.0.1
+  - name: node-ip
+    value: 127.0.0.1
 bootstrapTokens:
 - token: abcdef.0123456789abcdef
   ttl: 1h
 ---
-apiVersion: kubeadm.k8s.io/v1beta3
+apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
 kubernetesVersion: v1.31.4
+encryptionAlgorithm: ECDSA-P256   # fast keys for the test; RSA-2048 is the default
 networking:
   podSubnet: 10.244.0.0/16
   serviceSubnet: 10.96.0.0/12
 apiServer:
   certSANs: [127.0.0.1, spark-2959]
   extraArgs:
-    bind-address: 127.0.0.1
+  - name: bind-address
+    value: 127.0.0.1
 """
 
 
@@ -243,7 +246,7 @@ def test_init_join_status_crictl_reset(cluster):
     wk.systemd("start", "kubelet")
     wait_for(lambda: ready_of(node_obj(admin, "spark-ba63")).get("status") == "True", what="worker back")
     admin.request("DELETE", "/api/v1/nodes/spark-ba63")
-    time.sleep(1.5)
+    time.sleep(1.2)  # four kubelet sync periods
     assert node_obj(admin, "spark-ba63") is None
     wk.systemd("restart", "kubelet")
     wait_for(lambda: node_obj(admin, "spark-ba63"), what="re-registered after kubelet restart")
@@ -269,7 +272,7 @@ def test_init_join_status_crictl_reset(cluster):
     os.makedirs(wk.path("/etc/standin"), exist_ok=True)
     open(wk.path("/etc/standin/reset-hang"), "w").close()
     with pytest.raises(subprocess.TimeoutExpired):
-        wk.run("kubeadm", "reset", "-f", timeout=2)
+        wk.run("kubeadm", "reset", "-f", timeout=1.5)
     os.unlink(wk.path("/etc/standin/reset-hang"))
 
     # ---- token delete, and a kubelet without credentials exits like the real one

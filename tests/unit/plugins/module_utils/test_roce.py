@@ -592,3 +592,60 @@ def test_bandwidth_server_success_and_unhealthy_device_skipped():
                              duration=5, timeout=60)
     assert out["devices"][0]["ok"] is True and out["devices"][0]["avg_gbps"] is None
     assert out["failures"] == ["rocep1s0f1 port 1 (enp1s0f1np1): bandwidth test not run: read-only checks failed"]
+
+
+# --- our own captures: soft-RoCE in the kernel-tier QEMU VMs ---------------------------------------------
+
+def qemu_sysfs_tree(root):
+    """Rebuild the VM's sysfs from the captured dump (real values, rxe on kernel 6.1)."""
+    port = {}
+    gids = []
+    net = {}
+    for line in load("sysfs", "qemu-rxe-rocep1s0f1-port-and-gids.txt").splitlines():
+        if line.startswith("gids/"):
+            fields = dict(part.split(":", 1) for part in re.findall(r"(\S+/\d+:(?:RoCE v2|IB/RoCE v1|\S+))", line))
+            index = int(line.split("/", 1)[1].split(":", 1)[0])
+            gids.append((index, fields["gids/%d" % index], fields["types/%d" % index], fields["ndevs/%d" % index]))
+        elif line.split(":", 1)[0] in ("state", "phys_state", "rate", "link_layer"):
+            key, value = line.split(":", 1)
+            port[key] = value
+        elif ":" in line:
+            key, value = line.split(":", 1)
+            net[key] = value
+    make_port(root, "rocep1s0f1", gids, state=port["state"], phys=port["phys_state"], rate=port["rate"],
+              link_layer=port["link_layer"])
+    make_netdev(root, "enp1s0f1np1", int(net["mtu"]), int(net["speed"]), net["operstate"])
+    return gids
+
+
+def test_qemu_rxe_captures_parse():
+    info = roce.parse_ibv_devinfo(load("ibv_devinfo", "qemu-rxe-rocep1s0f1-mtu9000.txt"))
+    assert info["rocep1s0f1"]["ports"][1]["active_mtu"] == 4096
+    verbose = roce.parse_ibv_devinfo(load("ibv_devinfo", "qemu-rxe-rocep1s0f1-mtu9000-v.txt"))
+    assert verbose["rocep1s0f1"]["ports"][1]["state"] == "ACTIVE"
+    assert verbose["rocep1s0f1"]["ports"][1]["active_mtu"] == 4096
+    assert verbose["rocep1s0f1"]["fields"]["max_qp"] == "1048560"
+    assert roce.parse_rdma_link(load("rdma-link", "qemu-rxe-rocep1s0f1.txt")) == {
+        ("rocep1s0f1", 1): {"state": "ACTIVE", "physical_state": "LinkUp", "netdev": "enp1s0f1np1"}}
+    addresses = roce.parse_ip_addr_json(load("ip", "qemu-rxe-vm1-ip-j-addr.json"))
+    assert addresses["enp1s0f1np1"] == {"mtu": 9000, "ipv4": ["10.10.10.1/24"]}
+    client = roce.parse_ib_write_bw(load("ib_write_bw", "qemu-rxe-rocep1s0f1-client-D3.txt"))
+    server = roce.parse_ib_write_bw(load("ib_write_bw", "qemu-rxe-rocep1s0f1-server-D3.txt"))
+    assert (client["avg_gbps"], client["gid_index"], client["mtu"]) == (0.10, 1, 4096)
+    assert server["avg_gbps"] == 0.10
+
+
+def test_qemu_rxe_judged_from_its_own_capture(tmp_path):
+    gids = qemu_sysfs_tree(tmp_path)
+    assert [(g[0], g[2]) for g in gids] == [(0, "RoCE v2"), (1, "RoCE v2")]
+    result = check(tmp_path, links=roce.parse_rdma_link(load("rdma-link", "qemu-rxe-rocep1s0f1.txt")),
+                   addresses=roce.parse_ip_addr_json(load("ip", "qemu-rxe-vm1-ip-j-addr.json")),
+                   ibv=roce.parse_ibv_devinfo(load("ibv_devinfo", "qemu-rxe-rocep1s0f1-mtu9000.txt")),
+                   fabric_subnets=["10.10.10.0/24"])
+    assert result["failures"] == []
+    dev = result["devices"][0]
+    # the IPv4 GID sits at index 1 on rxe (3 on ConnectX-7): found, never assumed
+    assert (dev["gid_index"], dev["speed_mbps"], dev["speed_source"], dev["rate"]) == (1, 200000, "netdev",
+                                                                                       "100 Gb/sec (4X EDR)")
+    assert result["nccl_env"]["NCCL_IB_GID_INDEX"] == "1"
+    assert [i["name"] for i in result["ignored"]] == []
