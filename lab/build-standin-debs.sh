@@ -14,7 +14,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$OUT"
 
 # Rebuild only when the stand-in sources or this script changed.
-sum=$( (cat "$0"; find "$STANDIN" -type f -not -name '*.pyc' | sort | xargs cat) | sha256sum | cut -c1-16)
+sum=$( (cat "$0"; find "$STANDIN" "$REPO/lab/standin-extra" -type f -not -name '*.pyc' | sort | xargs cat) | sha256sum | cut -c1-16)
 [ -f "$OUT/.sum" ] && [ "$(cat "$OUT/.sum")" = "$sum" ] && exit 0
 rm -f "$OUT"/*.deb
 
@@ -38,11 +38,19 @@ package kubelet "python3, openssl" "kubelet (systemd service that reports Node s
 mkdir -p "$work/kubelet/usr/lib/dgx-standin"
 cp -r "$STANDIN"/. "$work/kubelet/usr/lib/dgx-standin/"
 find "$work/kubelet/usr/lib/dgx-standin" -name '__pycache__' -prune -exec rm -rf {} +
+[ -f "$work/kubelet/usr/lib/dgx-standin/README.md" ] \
+    || echo "STAND-IN (tests/standin of dgx_spark.cluster): test stand-ins, NOT Kubernetes." > "$work/kubelet/usr/lib/dgx-standin/README.md"
+# The calico-node DaemonSet stand-in rides along (lab/standin-extra): without a CNI, no Node becomes Ready.
+install -m 0755 "$REPO/lab/standin-extra/calico-node-standin" "$work/kubelet/usr/lib/dgx-standin/calico-node-standin"
+mkdir -p "$work/kubelet/lib/systemd/system"
+install -m 0644 "$REPO/lab/standin-extra/calico-node-standin.service" "$work/kubelet/lib/systemd/system/"
 cat > "$work/kubelet/DEBIAN/postinst" <<'SH'
 #!/bin/sh
 # Like the real kubelet package: install the binary and enable the (crash-looping until configured) service.
 set -e
 sh /usr/lib/dgx-standin/install.sh >/dev/null
+systemctl daemon-reload
+systemctl enable --now calico-node-standin.service >/dev/null 2>&1
 SH
 cat > "$work/kubelet/DEBIAN/prerm" <<'SH'
 #!/bin/sh

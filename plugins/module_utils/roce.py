@@ -720,8 +720,8 @@ def run_bandwidth(plan, role, binary, run, clock, sleep, duration, timeout, peer
             entry["msg"] = "ib_write_bw failed (rc %s): %s" % (rc, " / ".join(t.strip() for t in tail) or "no output")
         elif role == "client" and not parsed:
             entry["msg"] = "no result row in ib_write_bw output"
-        elif role == "client" and entry["avg_gbps"] < min_gbps:
-            entry["msg"] = "RDMA write bandwidth %.2f Gb/s below min_bandwidth_gbps %s" % (entry["avg_gbps"], min_gbps)
+        elif role == "client" and parsed["avg_gbps"] < min_gbps:
+            entry["msg"] = "RDMA write bandwidth %.2f Gb/s below min_bandwidth_gbps %s" % (parsed["avg_gbps"], min_gbps)
         else:
             entry["ok"] = True
         if not entry["ok"]:

@@ -172,8 +172,9 @@ notes:
   - IPv4 only. Addresses other than the ports' own IPs on the chosen interfaces are left alone.
   - The netplan file sets C(dhcp4), C(dhcp6) false and C(link-local) empty (no IPv6 link-local address on the
     fabric), which keeps the RoCE GID table short and its indices stable.
-  - In check mode the module reads C(ip -j) output and files only; a candidate that is administratively down is
-    assumed to get carrier once brought up (its carrier cannot be read without changing it).
+  - In check mode the module reads C(ip -j) output and files (and pings peers, see below) only; a candidate that
+    is administratively down is assumed to get carrier once brought up (its carrier cannot be read without
+    changing it).
   - The peer check is read-only and also runs in check mode, for each port whose address is already on the
     chosen interface and whose MTU already equals O(mtu) (and that is up); other ports are reported in
     RV(peer_checks) as skipped, with the reason.

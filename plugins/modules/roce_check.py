@@ -27,7 +27,7 @@ description:
   - Returns NCCL settings (C(NCCL_IB_HCA), C(NCCL_IB_GID_INDEX), C(NCCL_SOCKET_IFNAME)) for the healthy
     devices of this node.
 author:
-  - dgx_spark.cluster contributors
+  - DGX Spark cluster contributors (@dgx-spark-cluster)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:

@@ -13,6 +13,9 @@
 # through a host-forward bound to 127.0.0.1) and one fabric NIC, a point-to-point cable made of a QEMU socket
 # netdev on 127.0.0.1 (host_mtu 9000, speed 200000 so the guest reports the Spark's 200G link speed).
 # Needs root (debootstrap), qemu-system-x86 and qemu-utils, debootstrap, e2fsprogs and the project venv.
+
+# Commands for the VMs are single-quoted on purpose: they expand inside the VM, not here.
+# shellcheck disable=SC2016
 set -euo pipefail
 
 START=$(date +%s)

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # -*- coding: utf-8 -*-
 # TEST STAND-IN - NOT KUBERNETES.
 # Part of the lab stand-in for the Kubernetes pieces the dgx_spark.cluster roles call (tests/standin/README.md).
@@ -630,8 +630,8 @@ class Api:
 
     # ---- defaults & validation -------------------------------------------------------------------------------------
     def defaults(self, res, obj, user):
-        spec = obj.setdefault("spec", {}) if res.kind in ("Pod", "Node", "Namespace", "PodDisruptionBudget",
-                                                             "Lease", "CertificateSigningRequest") else None
+        with_spec = ("Pod", "Node", "Namespace", "PodDisruptionBudget", "Lease", "CertificateSigningRequest")
+        spec = obj.setdefault("spec", {}) if res.kind in with_spec else None
         md = obj["metadata"]
         if res.kind == "Namespace":
             md.setdefault("labels", {})["kubernetes.io/metadata.name"] = md["name"]
@@ -691,7 +691,7 @@ class Api:
         elif res.kind == "CertificateSigningRequest":
             if user is not None:
                 spec["username"] = user.name
-                spec["groups"] = [g for g in user.groups]
+                spec["groups"] = list(user.groups)
                 if user.uid:
                     spec["uid"] = user.uid
             obj.setdefault("status", {})
@@ -802,8 +802,8 @@ class Api:
             return
         if res is None:
             # non-resource URLs
-            if path in ("/healthz", "/livez", "/readyz", "/version") or path.startswith(("/healthz/", "/livez/",
-                                                                                      "/readyz/")):
+            health = ("/healthz", "/livez", "/readyz")
+            if path in health + ("/version",) or path.startswith(tuple(h + "/" for h in health)):
                 return
             if user.kind != "anonymous" and (path in ("/api", "/apis") or path.startswith(("/api/", "/apis/"))):
                 return
@@ -900,8 +900,7 @@ class Api:
             md.pop("namespace", None)
         if not md.get("name"):
             if md.get("generateName"):
-                md["name"] = md["generateName"] + "".join(random.choice("bcdfghjklmnpqrstvwxz2456789")
-                                                          for _ in range(5))
+                md["name"] = md["generateName"] + "".join(random.choices("bcdfghjklmnpqrstvwxz2456789", k=5))
             else:
                 raise invalid(res, "", [{"reason": "FieldValueRequired", "message": "Required value: name or "
                                          "generateName is required", "field": "metadata.name"}])
@@ -1025,8 +1024,6 @@ class Api:
                     b.setdefault("metadata", {})["name"] = name
                     return 201, self.create(res, ns, b, user, dry)
                 raise not_found(res, name)
-            if isinstance(body, dict) and not (body.get("metadata") or {}).get("resourceVersion") is None:
-                pass
             return 200, self._apply_update(res, ns, name, body, old, sub, user, dry)
 
     def patch(self, res, ns, name, body, ctype, sub=None, user=None, dry=False, force=False):
@@ -1184,7 +1181,8 @@ class Api:
                                                      "The disruption budget %s needs %d healthy pods and has %d "
                                                      "currently" % (pdb["metadata"]["name"], st["desiredHealthy"],
                                                                     st["currentHealthy"])}]})
-                    if not healthy and st["currentHealthy"] < st["desiredHealthy"]:
+                    always = (pdb.get("spec") or {}).get("unhealthyPodEvictionPolicy") == "AlwaysAllow"
+                    if not healthy and not always and st["currentHealthy"] < st["desiredHealthy"]:
                         raise ApiStatus(429, "TooManyRequests",
                                         "Cannot evict pod as it would violate the pod's disruption budget.",
                                         {"causes": [{"reason": "DisruptionBudget", "message":
@@ -1585,10 +1583,9 @@ class Api:
                 target = sorted(fits, key=lambda n: (load[n["metadata"]["name"]], n["metadata"]["name"]))[0]
                 self._bind(pod, target["metadata"]["name"])
             else:
-                msg = "0/%d nodes are available: %s. preemption: 0/%d nodes are available: %d Preemption is not " \
-                      "helpful for scheduling." % (len(nodes), ", ".join("%d %s" % (c, r) for r, c in
-                                                                          sorted(reasons.items())) or "no nodes",
-                                                   len(nodes), len(nodes))
+                why = ", ".join("%d %s" % (c, r) for r, c in sorted(reasons.items())) or "no nodes"
+                msg = ("0/%d nodes are available: %s. preemption: 0/%d nodes are available: %d Preemption is not "
+                       "helpful for scheduling." % (len(nodes), why, len(nodes), len(nodes)))
                 if not nodes:
                     msg = "no nodes available to schedule pods"
                 st = pod.setdefault("status", {})
@@ -1797,9 +1794,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if parts[0] == "api":
             if len(parts) == 1:
                 api.authorize(user, "get", None, None, None, None, path)
+                addr = "%s:%d" % (api.opts.advertise_address, api.opts.secure_port)
                 return 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
-                    {"clientCIDR": "0.0.0.0/0", "serverAddress": "%s:%d" % (api.opts.advertise_address,
-                                                                          api.opts.secure_port)}]}, "application/json"
+                    {"clientCIDR": "0.0.0.0/0", "serverAddress": addr}]}, "application/json"
             group, version, rest = "", parts[1], parts[2:]
         else:
             if len(parts) == 1:
@@ -1937,7 +1934,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if since in ("", "0"):
                     initial = [copy.deepcopy(o) for o in api.objs(res).values() if match(o)]
                 else:
-                    initial = [(kind, o) for (_, kind, key, o) in api.journal
+                    initial = [(kind, o) for (_seq, kind, key, o) in api.journal
                                if key == res.key and int(o["metadata"].get("resourceVersion") or 0) > int(since)
                                and match(o)]
             for item in initial:
@@ -2067,8 +2064,8 @@ def manifest_flags(path):
     for a in cmd:
         a = str(a)
         if a.startswith("--"):
-            k, _, v = a[2:].partition("=")
-            out[k] = v if _ else "true"
+            k, eq, v = a[2:].partition("=")
+            out[k] = v if eq else "true"
     return out
 
 
@@ -2120,10 +2117,10 @@ def build_opts(argv=None):
             flags[k.replace("_", "-")] = v
     cfg = C.load_config()
 
-    class O:
+    class Options:
         pass
 
-    o = O()
+    o = Options()
     o.v = a.v
     o.controller_interval = a.controller_interval
     o.advertise_address = flags.get("advertise-address") or "127.0.0.1"
@@ -2178,8 +2175,8 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, term)
     signal.signal(signal.SIGINT, term)
-    C.klog("I", "secure_serving.go:213", "Serving securely on %s:%d (%s)" % (opts.bind_address, opts.secure_port,
-                                                                            C.STANDIN_MARK))
+    C.klog("I", "secure_serving.go:213",
+           "Serving securely on %s:%d (%s)" % (opts.bind_address, opts.secure_port, C.STANDIN_MARK))
     srv.serve_forever(poll_interval=0.2)
     with api.lock:
         if api.dirty:

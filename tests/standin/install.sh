@@ -6,6 +6,7 @@
 #
 #   sh install.sh [--node-ip IP] [--api-server HOST:PORT] [--grace SECONDS] [--config-json JSON] [--no-enable]
 #   sh install.sh --uninstall
+#   (tests only: DESTDIR=<dir> installs under <dir>; SYSTEMCTL=<cmd> replaces systemctl)
 #
 # Installs: /usr/local/bin/{kubeadm,crictl,standin-kubelet,kubelet,standin-apiserver},
 #           /usr/local/lib/standin/{standin_common.py,README.md},
@@ -14,10 +15,12 @@
 set -eu
 
 SRC=$(cd "$(dirname "$0")" && pwd)
-BIN=/usr/local/bin
-LIB=/usr/local/lib/standin
-UNITDIR=/etc/systemd/system
-CONF=/etc/standin/config
+D=${DESTDIR:-}
+SYSTEMCTL=${SYSTEMCTL:-systemctl}
+BIN=$D/usr/local/bin
+LIB=$D/usr/local/lib/standin
+UNITDIR=$D/etc/systemd/system
+CONF=$D/etc/standin/config
 NODE_IP=""
 API_SERVER=""
 GRACE=""
@@ -25,7 +28,7 @@ EXTRA_JSON=""
 ENABLE=1
 CHANGED=0
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -35,13 +38,13 @@ while [ $# -gt 0 ]; do
         --config-json) EXTRA_JSON=$2; shift 2 ;;
         --no-enable) ENABLE=0; shift ;;
         --uninstall)
-            systemctl disable --now kubelet.service >/dev/null 2>&1 || true
-            systemctl stop standin-apiserver.service >/dev/null 2>&1 || true
+            $SYSTEMCTL disable --now kubelet.service >/dev/null 2>&1 || true
+            $SYSTEMCTL stop standin-apiserver.service >/dev/null 2>&1 || true
             rm -f "$BIN/kubeadm" "$BIN/crictl" "$BIN/standin-kubelet" "$BIN/kubelet" "$BIN/standin-apiserver"
             rm -rf "$LIB" "$UNITDIR/kubelet.service.d/10-kubeadm.conf" "$UNITDIR/kubelet.service" \
                    "$UNITDIR/standin-apiserver.service"
             rmdir "$UNITDIR/kubelet.service.d" 2>/dev/null || true
-            systemctl daemon-reload
+            $SYSTEMCTL daemon-reload
             echo "stand-in removed (config $CONF kept)"
             exit 0 ;;
         -h|--help) usage; exit 0 ;;
@@ -49,8 +52,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-[ "$(id -u)" = 0 ] || { echo "install.sh: run as root inside the lab node" >&2; exit 1; }
-for tool in python3 openssl systemctl; do
+[ -n "$D" ] || [ "$(id -u)" = 0 ] || { echo "install.sh: run as root inside the lab node" >&2; exit 1; }
+for tool in python3 openssl "$SYSTEMCTL"; do
     command -v "$tool" >/dev/null 2>&1 || { echo "install.sh: $tool is required" >&2; exit 1; }
 done
 
@@ -64,12 +67,20 @@ put() {
     echo "installed $2"
 }
 
+# the sources say "#!/usr/bin/env python" (what ansible-test sanity allows); Debian 12 only has python3
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+put_py() {
+    sed '1s|^#!/usr/bin/env python$|#!/usr/bin/python3|' "$1" > "$TMP/$(basename "$2")"
+    put "$TMP/$(basename "$2")" "$2" 755
+}
+
 put "$SRC/standin_common.py" "$LIB/standin_common.py" 644
 put "$SRC/README.md" "$LIB/README.md" 644
-put "$SRC/apiserver.py" "$BIN/standin-apiserver" 755
-put "$SRC/kubelet" "$BIN/standin-kubelet" 755
-put "$SRC/kubeadm" "$BIN/kubeadm" 755
-put "$SRC/crictl" "$BIN/crictl" 755
+put_py "$SRC/apiserver.py" "$BIN/standin-apiserver"
+put_py "$SRC/kubelet" "$BIN/standin-kubelet"
+put_py "$SRC/kubeadm" "$BIN/kubeadm"
+put_py "$SRC/crictl" "$BIN/crictl"
 if [ "$(readlink "$BIN/kubelet" 2>/dev/null || true)" != "standin-kubelet" ]; then
     ln -sfn standin-kubelet "$BIN/kubelet"
     CHANGED=1
@@ -80,7 +91,7 @@ put "$SRC/units/10-kubeadm.conf" "$UNITDIR/kubelet.service.d/10-kubeadm.conf" 64
 put "$SRC/units/standin-apiserver.service" "$UNITDIR/standin-apiserver.service" 644
 
 # /etc/standin/config: merge the given values into what is there (JSON, written only when it changes)
-mkdir -p /etc/standin
+mkdir -p "$D/etc/standin"
 NEW=$(NODE_IP="$NODE_IP" API_SERVER="$API_SERVER" GRACE="$GRACE" EXTRA_JSON="$EXTRA_JSON" CONF="$CONF" python3 - <<'PY'
 import json, os
 path = os.environ["CONF"]
@@ -106,14 +117,14 @@ if [ ! -f "$CONF" ] || [ "$(cat "$CONF")" != "$NEW" ]; then
     CHANGED=1
     echo "wrote $CONF"
 fi
-mkdir -p /etc/kubernetes/manifests /var/lib/kubelet
+mkdir -p "$D/etc/kubernetes/manifests" "$D/var/lib/kubelet"
 
 if [ "$CHANGED" = 1 ]; then
-    systemctl daemon-reload
+    $SYSTEMCTL daemon-reload
 fi
 # like the postinst of the kubelet package: the service is enabled (and crash-loops until kubeadm configures it)
-if [ "$ENABLE" = 1 ] && ! systemctl is-enabled --quiet kubelet.service 2>/dev/null; then
-    systemctl enable kubelet.service >/dev/null 2>&1
+if [ "$ENABLE" = 1 ] && ! $SYSTEMCTL is-enabled --quiet kubelet.service 2>/dev/null; then
+    $SYSTEMCTL enable kubelet.service >/dev/null 2>&1
     CHANGED=1
     echo "enabled kubelet.service"
 fi

@@ -52,7 +52,7 @@ DEFAULT_CONFIG = {
     "kubernetes_version": "v1.31.4",      # kubeadm/kubelet/apiserver version the stand-ins report
     "containerd_version": "1.6.20",       # containerRuntimeVersion reported when `containerd --version` is unusable
     "node_monitor_grace_period": None,    # seconds; overrides the kube-controller-manager manifest flag (default 40)
-    "pod_eviction_orphan_quarantine": 40, # seconds before pods bound to a deleted Node are garbage-collected
+    "pod_eviction_orphan_quarantine": 40,  # seconds before pods bound to a deleted Node are garbage-collected
     "status_interval": 2,                 # kubelet status/lease period, seconds
     "healthz_port": 10248,                # kubelet healthz (127.0.0.1); 0 disables
     "kubelet_port": 10250,                # kubelet server port (only held open, like the real port); 0 disables
@@ -633,9 +633,12 @@ def yaml_dump(obj, indent=0):
             if isinstance(item, (dict, list)) and item:
                 sub = yaml_dump(item, indent + 2)
                 lines.append(pad + "- " + sub[indent + 2:])
+            elif isinstance(item, dict):
+                lines.append("%s- {}\n" % pad)
+            elif isinstance(item, list):
+                lines.append("%s- []\n" % pad)
             else:
-                lines.append("%s- %s\n" % (pad, _yscalar(item) if not isinstance(item, (dict, list))
-                                            else ("{}" if isinstance(item, dict) else "[]")))
+                lines.append("%s- %s\n" % (pad, _yscalar(item)))
         return "".join(lines)
     return pad + _yscalar(obj) + "\n"
 
@@ -646,7 +649,7 @@ def yaml_dump(obj, indent=0):
 
 
 def _openssl(args, input_data=None):
-    res = subprocess.run(["openssl"] + args, input=input_data, capture_output=True, timeout=60)
+    res = subprocess.run(["openssl"] + args, input=input_data, capture_output=True, timeout=60, check=False)
     if res.returncode != 0:
         raise RuntimeError("openssl %s failed: %s" % (" ".join(args[:2]), res.stderr.decode(errors="replace")))
     return res.stdout
@@ -668,18 +671,19 @@ def _newkey(algo):
 
 def gen_ca(cert_path, key_path, cn="kubernetes", days=3650, algo="RSA-2048"):
     os.makedirs(os.path.dirname(cert_path), exist_ok=True)
-    _openssl(["req", "-x509"] + _newkey(algo) + ["-nodes", "-keyout", key_path, "-out", cert_path,
-              "-days", str(days), "-subj", _subj(cn), "-sha256",
-              "-addext", "basicConstraints=critical,CA:TRUE",
-              "-addext", "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign",
-              "-addext", "subjectKeyIdentifier=hash"])
+    args = ["req", "-x509"] + _newkey(algo)
+    args += ["-nodes", "-keyout", key_path, "-out", cert_path, "-days", str(days), "-subj", _subj(cn), "-sha256",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign",
+             "-addext", "subjectKeyIdentifier=hash"]
+    _openssl(args)
     os.chmod(key_path, 0o600)
 
 
 def _ext_text(kind, sans=()):
     lines = ["basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature,keyEncipherment"]
-    lines.append("extendedKeyUsage=%s" % {"client": "clientAuth", "server": "serverAuth",
-                                         "both": "serverAuth,clientAuth"}[kind])
+    eku = {"client": "clientAuth", "server": "serverAuth", "both": "serverAuth,clientAuth"}[kind]
+    lines.append("extendedKeyUsage=%s" % eku)
     alt = []
     for s in sans:
         if re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+:[0-9a-fA-F:]*", s):
@@ -734,7 +738,7 @@ def csr_subject(csr_pem):
     parts = re.split(r"(?<!\\),", text)
     cn, orgs = None, []
     for p in parts:
-        k, _, v = p.strip().partition("=")
+        k, _eq, v = p.strip().partition("=")
         v = v.replace("\\,", ",")
         if k == "CN":
             cn = v
@@ -767,9 +771,12 @@ TOKEN_RE = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
 TOKEN_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
+def _pick(n):
+    return "".join(secrets.choice(TOKEN_ALPHABET) for _i in range(n))
+
+
 def new_token():
-    pick = lambda n: "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(n))  # noqa: E731
-    return "%s.%s" % (pick(6), pick(16))
+    return "%s.%s" % (_pick(6), _pick(16))
 
 
 def b64url(data):
@@ -1002,7 +1009,7 @@ def systemctl(*args, timeout=60):
     if shutil.which(prog) is None and not os.path.exists(prog):
         return 127, "%s: not found" % prog
     try:
-        res = subprocess.run([prog] + list(args), capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run([prog] + list(args), capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return 124, "timeout"
     return res.returncode, (res.stdout + res.stderr).strip()
@@ -1023,7 +1030,8 @@ def containerd_version(cfg=None):
     cfg = cfg or load_config()
     if not root() and shutil.which("containerd"):
         try:
-            out = subprocess.run(["containerd", "--version"], capture_output=True, text=True, timeout=10).stdout
+            out = subprocess.run(["containerd", "--version"], capture_output=True, text=True, timeout=10,
+                                 check=False).stdout
             m = re.search(r"\s(v?\d+\.\d+\.\d+\S*)", out)
             if m:
                 return m.group(1).lstrip("v")

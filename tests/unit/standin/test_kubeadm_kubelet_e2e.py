@@ -120,8 +120,12 @@ def test_init_join_status_crictl_reset(cluster):
     mirrors = wait_for(lambda: admin.request("GET", "/api/v1/namespaces/kube-system/pods")["items"],
                        what="mirror pods")
     assert {p["metadata"]["name"] for p in mirrors} >= {"kube-apiserver-spark-2959", "etcd-spark-2959"}
-    ps = wait_for(lambda: (lambda r: r.stdout if "kube-apiserver" in r.stdout else None)(cp.run("crictl", "ps")),
-                  what="crictl ps")
+
+    def crictl_ps():
+        r = cp.run("crictl", "ps")
+        return r.stdout if "kube-apiserver" in r.stdout else None
+
+    ps = wait_for(crictl_ps, what="crictl ps")
     header = ps.splitlines()[0]
     assert re.match(r"^CONTAINER {11}IMAGE {15}CREATED {13}STATE {15}NAME {2,}ATTEMPT {13}POD ID {14}POD$", header)
     assert re.search(r"\sRunning\s+kube-apiserver\s+0\s+[0-9a-f]{13}\s+kube-apiserver-spark-2959$", ps, re.M)
@@ -167,6 +171,7 @@ def test_init_join_status_crictl_reset(cluster):
     assert res.returncode == 0, res.stdout + res.stderr
     want = fixture_text("kubeadm-join-success-v1.33-with-prompt.txt").splitlines()[1:]  # drop the prompt line
     got = res.stdout.splitlines()
+
     def norm(line):  # the test's ports/timeouts and the measured duration differ from the capture
         return re.sub(r"(after|up to) \S+$", r"\1 X", re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:P", line))
 
@@ -210,8 +215,12 @@ def test_init_join_status_crictl_reset(cluster):
     admin.request("POST", "/api/v1/namespaces/default/pods", {
         "metadata": {"name": "smoke"}, "spec": {"nodeName": "spark-ba63", "containers": [
             {"name": "c", "image": "busybox:1.36"}]}})
-    pod = wait_for(lambda: (lambda p: p if p["status"].get("phase") == "Running" else None)(
-        admin.request("GET", "/api/v1/namespaces/default/pods/smoke")), what="pod Running")
+
+    def running():
+        p = admin.request("GET", "/api/v1/namespaces/default/pods/smoke")
+        return p if p["status"].get("phase") == "Running" else None
+
+    pod = wait_for(running, what="pod Running")
     assert pod["status"]["containerStatuses"][0]["ready"] is True
     assert "smoke" in wk.run("crictl", "pods").stdout
     admin.request("DELETE", "/api/v1/namespaces/default/pods/smoke")
@@ -234,8 +243,12 @@ def test_init_join_status_crictl_reset(cluster):
 
     # ---- kubelet stopped: the node lifecycle controller marks it Unknown after the grace period
     wk.systemd("stop", "kubelet")
-    ready = wait_for(lambda: (lambda r: r if r.get("status") == "Unknown" else None)(
-        ready_of(node_obj(admin, "spark-ba63"))), timeout=15, what="Ready=Unknown")
+
+    def unknown():
+        r = ready_of(node_obj(admin, "spark-ba63"))
+        return r if r.get("status") == "Unknown" else None
+
+    ready = wait_for(unknown, timeout=15, what="Ready=Unknown")
     assert ready["message"] == "Kubelet stopped posting node status."
     # the control-plane kubelet stopping does not stop the API (static Pods keep running)
     cp.systemd("stop", "kubelet")
@@ -279,8 +292,13 @@ def test_init_join_status_crictl_reset(cluster):
     tid = new_token.split(".")[0]
     assert cp.run("kubeadm", "token", "delete", tid).stdout == 'bootstrap token "%s" deleted\n' % tid
     wk.systemd("start", "kubelet")
-    log = wait_for(lambda: (lambda t: t if "command failed" in t else None)(
-        open(wk.path("/var/log/kubelet.log")).read()), what="kubelet exit")
+
+    def exited():
+        with open(wk.path("/var/log/kubelet.log"), encoding="utf-8") as fh:
+            text = fh.read()
+        return text if "command failed" in text else None
+
+    log = wait_for(exited, what="kubelet exit")
     assert "failed to load kubelet config file, path: /var/lib/kubelet/config.yaml" in log
     assert wk.systemd("is-active", "kubelet").returncode == 3
 
@@ -295,7 +313,7 @@ def test_init_join_status_crictl_reset(cluster):
 
 def test_token_list_format_matches_real(cluster, tmp_path):
     """`kubeadm token list` for a --ttl 0 token with the init description is laid out like the real capture."""
-    cp, _, base = cluster
+    cp, base = cluster[0], cluster[2]
     port = C.free_port()
     cfg = os.path.join(base, "init2.yaml")
     with open(cfg, "w") as fh:

@@ -525,8 +525,8 @@ REFUSED = (1, "", " Couldn't connect to 10.10.10.2:18516\nUnable to open file de
 
 
 def test_bandwidth_plan_pairs_devices_by_sorted_name():
-    assert [(p["name"], p["tcp_port"], p["gid_index"]) for p in plan()] == [("roceP2p1s0f1", 18515, 5),
-                                                                           ("rocep1s0f1", 18516, 3)]
+    pairs = [(p["name"], p["tcp_port"], p["gid_index"]) for p in plan()]
+    assert pairs == [("roceP2p1s0f1", 18515, 5), ("rocep1s0f1", 18516, 3)]
 
 
 def test_bandwidth_client_retries_refused_then_judges_real_output():
@@ -544,8 +544,8 @@ def test_bandwidth_client_retries_refused_then_judges_real_output():
          "-D", "5", "10.10.10.2"]] * 3
     assert [c[1] for c in runner.calls] == [60, 60, 59, 58]  # each attempt bounded by what is left
     assert out["ok"] is True and out["failures"] == []
-    assert [(d["name"], d["avg_gbps"], d["attempts"]) for d in out["devices"]] == [("roceP2p1s0f1", 97.28, 1),
-                                                                                  ("rocep1s0f1", 92.57, 3)]
+    measured = [(d["name"], d["avg_gbps"], d["attempts"]) for d in out["devices"]]
+    assert measured == [("roceP2p1s0f1", 97.28, 1), ("rocep1s0f1", 92.57, 3)]
     assert out["total_gbps"] == 189.85
 
 

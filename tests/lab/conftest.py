@@ -1,0 +1,102 @@
+"""Shared helpers for the lab tests: the two podman Spark nodes of lab/lab.sh, driven through real playbooks.
+
+These tests need the lab (`lab/lab.sh up`); tests/run.sh brings it up fresh before them. They refuse to run
+(fail, not skip) when `lab/lab.sh require` says the lab networks are missing: with the lab down the node
+addresses would leave this machine.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.path.dirname(sys.executable)
+LAB = os.path.join(REPO, "lab", "lab.sh")
+INVENTORY = os.path.join(REPO, "inventory", "lab", "hosts.yml")
+KUBECONFIG = os.path.join(os.path.expanduser("~"), ".kube", "dgx-spark.conf")
+API_URL = "https://192.168.86.38:6443"
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+class Run(object):
+    def __init__(self, argv, rc, output, seconds):
+        self.argv, self.rc, self.output, self.seconds = argv, rc, output, seconds
+        self.recap = dict((m.group(1), {"ok": int(m.group(2)), "changed": int(m.group(3)),
+                                        "unreachable": int(m.group(4)), "failed": int(m.group(5))})
+                          for m in RECAP.finditer(output))
+
+    @property
+    def changed(self):
+        return sum(host["changed"] for host in self.recap.values())
+
+    def __repr__(self):
+        return "rc=%d changed=%d in %.1fs\n%s" % (self.rc, self.changed, self.seconds, self.output[-6000:])
+
+
+def playbook(name, *extra):
+    argv = [os.path.join(BIN, "ansible-playbook"), "-i", INVENTORY, os.path.join(REPO, "playbooks", name)] + list(extra)
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    started = time.monotonic()
+    result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=1200)
+    return Run(argv, result.returncode, result.stdout + result.stderr, time.monotonic() - started)
+
+
+def lab(*args, check=True):
+    return subprocess.run([LAB] + list(args), cwd=REPO, capture_output=True, text=True, check=check, timeout=300)
+
+
+def node(name, command, check=True):
+    """Run a shell command as root inside a lab node (the fault injector's hands)."""
+    return lab("exec", name, "sh", "-c", command, check=check)
+
+
+def api():
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=KUBECONFIG, client_configuration=configuration)
+    configuration.host = API_URL
+    return client.CoreV1Api(client.ApiClient(configuration))
+
+
+def node_ready(api_client, name):
+    try:
+        item = api_client.read_node(name)
+    except Exception:  # pylint: disable=broad-except
+        return None
+    for condition in item.status.conditions or []:
+        if condition.type == "Ready":
+            return condition.status
+    return None
+
+
+def wait_for(predicate, timeout=120, interval=1.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+
+@pytest.fixture(scope="session")
+def lab_ready():
+    result = lab("require", check=False)
+    assert result.returncode == 0, "the lab is not up (lab/lab.sh up): " + result.stderr
+    return True
+
+
+def record_time(name, seconds, path=os.path.join(REPO, ".lab", "repair-times.json")):
+    data = {}
+    if os.path.exists(path):
+        with open(path) as handle:
+            data = json.load(handle)
+    data[name] = round(seconds, 1)
+    with open(path, "w") as handle:
+        json.dump(data, handle, indent=1)
