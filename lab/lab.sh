@@ -12,6 +12,7 @@
 #   lab/lab.sh restart NODE  restart a node container (a reboot): fabric NICs come back at MTU 1500, unaddressed
 #                            unless the node persisted its configuration
 #   lab/lab.sh cable PORT plug|unplug   PORT is port0 or port1: carrier on/off on both halves, both nodes
+#   lab/lab.sh lan NODE plug|unplug     the node's LAN link up or down (a node that cannot be reached)
 #   lab/lab.sh exec NODE CMD...         run a command as root inside a node (podman exec)
 set -euo pipefail
 
@@ -256,6 +257,11 @@ case "$cmd" in
         echo "$2" > "$STATE/cable-$1"
         apply_cables
         ;;
+    lan)
+        [[ -n "${NODE_IP[${1:-}]:-}" && "${2:-}" =~ ^(plug|unplug)$ ]] || die "usage: lab.sh lan NODE plug|unplug"
+        veth=$(host_veth "$1" enP7s7)
+        if [ "$2" = plug ]; then ip link set "$veth" up; else ip link set "$veth" down; fi
+        ;;
     exec) node=$1; shift; podman exec "$node" "$@" ;;
     demo)
         "$REPO/tests/setup.sh"
@@ -263,5 +269,5 @@ case "$cmd" in
         cd "$REPO"
         "$REPO/.venv/bin/ansible-playbook" -i inventory/lab/hosts.yml playbooks/start-cluster.yml "$@"
         ;;
-    *) sed -n '2,16p' "$0"; exit 2 ;;
+    *) sed -n '2,17p' "$0"; exit 2 ;;
 esac

@@ -239,6 +239,12 @@ duration:
   returned: always
   type: float
   sample: 41.7
+missing:
+  description: In check mode, the join options (token, CA hash, endpoint) that a real run of the planned action
+    would need and were not given. A real run fails with this message instead.
+  returned: in check mode, when a planned join lacks options
+  type: str
+  sample: "planned reset_and_join (...), but this option is missing: token"
 commands:
   description: The commands run (join token redacted), with return code and seconds.
   returned: always
@@ -598,7 +604,9 @@ def run_module(module):
         module.warn(warning)
     problem = plan["error"] or core.missing_message(plan)
     if problem and module.check_mode and not plan["error"]:
-        module.warn(problem)  # check mode: the caller cannot mint a token without changing the cluster
+        # Check mode plans without join data (minting a token would change the cluster): say so in the
+        # result, not as a warning, since a role plans this way before it fetches a token.
+        result["missing"] = problem
     elif problem:
         module.fail_json(msg=core.redact_tokens(problem, runner.redact), commands=runner.log,
                          duration=round(time.time() - started, 1), **result)

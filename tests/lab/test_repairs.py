@@ -55,7 +55,7 @@ def test_build_from_empty_nodes(lab_ready):
 def test_fault_1_worker_kubelet_stopped(lab_ready):
     node(WORKER, "systemctl stop kubelet")
     run = repair("1 worker kubelet stopped")
-    assert "restart_kubelet" in run.output
+    assert "spark-ba63: restart_kubelet because" in run.output
 
 
 def test_check_diff_on_a_broken_lab_reports_the_repair_and_changes_nothing(lab_ready):
@@ -71,7 +71,7 @@ def test_fault_2_worker_node_deleted_from_the_api(lab_ready):
     before = node(WORKER, "stat -c %Y /etc/kubernetes/kubelet.conf").stdout
     api().delete_node(WORKER)
     run = repair("2 worker Node deleted from the API")
-    assert "reset_and_join" in run.output
+    assert "spark-ba63: reset_and_join because" in run.output
     assert node(WORKER, "stat -c %Y /etc/kubernetes/kubelet.conf").stdout != before
 
 
@@ -84,7 +84,8 @@ def test_fault_3_worker_kubelet_conf_removed_while_not_ready(lab_ready):
 
 
 def test_fault_4_stale_cni_netns_on_the_worker(lab_ready):
-    node(WORKER, "mkdir -p /run/netns && touch /run/netns/cni-0badc0de-dead-beef-0000-000000000000")
+    # Left over from before a reboot: older than cni_cleanup's min_age, which protects sandboxes being created.
+    node(WORKER, "mkdir -p /run/netns && touch -d '10 minutes ago' /run/netns/cni-0badc0de-dead-beef-0000-000000000000")
     wait_for(lambda: node_ready(api(), WORKER) == "False", timeout=30, what="worker NotReady from the stale netns")
     repair("4 stale CNI netns on the worker")
     assert node(WORKER, "ls /run/netns", check=False).stdout.strip() == ""
@@ -103,12 +104,12 @@ def test_fault_6_kubeadm_reset_hangs_during_a_rejoin(lab_ready):
         run = repair("6 kubeadm reset hangs during a re-join", "-e", "worker_reset_timeout=15")
     finally:
         node(WORKER, "rm -f /etc/standin/reset-hang", check=False)
-    assert '"fallback_used": true' in run.output or "fallback_used: true" in run.output
+    assert "kubeadm reset -f timed out (rc 124); running the forced reset" in run.output
 
 
 def test_fault_7_worker_unreachable_fails_clearly_and_changes_nothing(lab_ready):
     control_before = node(CONTROL, "stat -c %Y /etc/kubernetes/admin.conf /etc/netplan/40-dgx-spark-fabric.yaml").stdout
-    node(WORKER, "systemctl stop ssh")
+    lab("lan", WORKER, "unplug")  # as if powered off: its LAN link goes away
     try:
         run = playbook("start-cluster.yml")
         assert run.rc != 0, run
@@ -116,7 +117,7 @@ def test_fault_7_worker_unreachable_fails_clearly_and_changes_nothing(lab_ready)
         assert run.recap[CONTROL]["changed"] == 0, run
         assert node(CONTROL, "stat -c %Y /etc/kubernetes/admin.conf /etc/netplan/40-dgx-spark-fabric.yaml").stdout == control_before
     finally:
-        node(WORKER, "systemctl start ssh")
+        lab("lan", WORKER, "plug")
     record_time("7 worker unreachable (fails, nothing changed)", run.seconds)
     assert playbook("start-cluster.yml").changed == 0
 
@@ -124,7 +125,7 @@ def test_fault_7_worker_unreachable_fails_clearly_and_changes_nothing(lab_ready)
 def test_fault_8_control_plane_kubelet_stopped(lab_ready):
     node(CONTROL, "systemctl stop kubelet")
     run = repair("8 control-plane kubelet stopped")
-    assert "restart_kubelet" in run.output
+    assert "spark-2959: restart_kubelet because" in run.output
 
 
 def test_stop_then_start_is_a_restart_not_a_rejoin(lab_ready):
@@ -136,7 +137,8 @@ def test_stop_then_start_is_a_restart_not_a_rejoin(lab_ready):
         assert node(name, "systemctl is-active kubelet", check=False).stdout.strip() == "inactive"
     record_time("stop-cluster.yml", stopped.seconds)
     run = repair("start after stop-cluster.yml")
-    assert "reset_and_join" not in run.output and "kubeadm join" not in run.output
+    assert "spark-ba63: restart_kubelet because" in run.output
+    assert "spark-ba63: join because" not in run.output and "spark-ba63: reset_and_join because" not in run.output
     assert api().read_node(WORKER).metadata.uid == uid
     assert not api().read_node(WORKER).spec.unschedulable
 

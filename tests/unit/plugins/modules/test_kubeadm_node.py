@@ -204,14 +204,15 @@ def test_check_mode_rejoin_runs_nothing_mutating(tmp_path, monkeypatch):
     assert_no_token(result, warnings)
 
 
-def test_check_mode_missing_join_data_is_a_warning(tmp_path, monkeypatch):
+def test_check_mode_missing_join_data_is_reported_not_warned(tmp_path, monkeypatch):
     root = fresh_worker(tmp_path)
     args = dict(WORKER, root=root, api_node=None)
     del args["token"]
     result, calls, warnings, k = run(args, respond=responder(kubelet_active="activating"), check_mode=True,
                                      monkeypatch=monkeypatch)
     assert result["action"] == "join" and result["changed"] is True
-    assert warnings and warnings[0].endswith("this option is missing: token")
+    assert result["missing"].endswith("this option is missing: token")
+    assert warnings == []
     assert_read_only(calls)
 
 
