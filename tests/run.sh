@@ -4,7 +4,9 @@
 #   lint     ansible-lint, production profile, empty skip list
 #   sanity   ansible-test sanity, no ignore file
 #   unit     pytest: parsers and planners on real captured output, modules, filters, playbook-level checks
-#   lab      Molecule scenarios on the two-node podman lab, each from fresh nodes
+#   lab      Molecule scenarios on the two-node podman lab, each from fresh nodes; then the repair tests
+#            (tests/lab: eight injected faults, each repaired and followed by a quiet run) and the no-op
+#            speed benchmark (tests/bench.py), with their measured times
 #   kernel   QEMU VMs with soft-RoCE for roce_check (only with --kernel or DGX_TEST_KERNEL=1)
 # Usage: tests/run.sh [--kernel] [tier ...]     (no tier: all of setup lint sanity unit lab)
 set -euo pipefail
@@ -51,6 +53,18 @@ tier_lab() {
         lab/lab.sh up || return 1
         molecule test -s "$scenario" || return 1
     done
+    printf -- '--- repairs: eight injected faults, stop/start, guarded reset (fresh lab) ---\n'
+    lab/lab.sh down >/dev/null 2>&1 || true
+    lab/lab.sh up || return 1
+    pytest -v -p no:cacheprovider tests/lab || return 1
+    python3 - "$REPO/.lab/repair-times.json" <<'PY'
+import json, sys
+times = json.load(open(sys.argv[1]))
+print("\n| what (start-cluster.yml unless named) | wall time |\n|---|---|")
+for name, seconds in times.items():
+    print("| %s | %.1f s |" % (name, seconds))
+PY
+    python3 tests/bench.py --runs 5 || return 1
     lab/lab.sh down
 }
 

@@ -54,6 +54,20 @@ options:
     description: The NVIDIA container runtime; when present, O(containerd_config_nvidia) is the desired content.
     type: path
     default: /usr/bin/nvidia-container-runtime
+  files:
+    description: Files whose whole content is managed (for example C(/etc/default/kubelet)).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: Absolute path on the node.
+        type: path
+        required: true
+      content:
+        description: The desired content.
+        type: str
+        required: true
   packages:
     description: Packages that must be installed (and held when O(hold)).
     type: list
@@ -105,7 +119,7 @@ EXAMPLES = r"""
 RETURN = r"""
 drift:
   description: Concerns that differ from the desired state (C(swap), C(modules), C(sysctl), C(containerd),
-    C(packages), C(services)), each with its reasons. Empty when the node is prepared.
+    C(files), C(packages), C(services)), each with its reasons. Empty when the node is prepared.
   returned: always
   type: dict
   sample: {"sysctl": ["sysctl net.ipv4.ip_forward is 0, wants 1"]}
@@ -113,6 +127,11 @@ nvidia_runtime:
   description: Whether the NVIDIA container runtime exists, and so which containerd content is desired.
   returned: always
   type: bool
+drifted_files:
+  description: Paths from O(files) whose content differs or that are missing.
+  returned: always
+  type: list
+  elements: str
 missing_modules:
   description: Kernel modules from O(kernel_modules) that are neither loaded nor built in.
   returned: always
@@ -194,6 +213,8 @@ def main():
             containerd_config=dict(type="str"),
             containerd_config_nvidia=dict(type="str"),
             nvidia_runtime_binary=dict(type="path", default="/usr/bin/nvidia-container-runtime"),
+            files=dict(type="list", elements="dict", default=[],
+                       options=dict(path=dict(type="path", required=True), content=dict(type="str", required=True))),
             packages=dict(type="list", elements="str", default=[]),
             package_version=dict(type="str"),
             hold=dict(type="bool", default=True),
@@ -220,12 +241,19 @@ def main():
         facts["containerd_config"] = None
         wanted["containerd_config"] = None
     drift = core.probe(facts, wanted)
+    drifted_files = []
+    for managed in params["files"]:
+        reasons = core.file_drift(managed["path"], read(managed["path"]), managed["content"])
+        if reasons:
+            drifted_files.append(managed["path"])
+            drift.setdefault("files", []).extend(reasons)
     if wanted_config is None:
         drift.pop("containerd", None)
     module.exit_json(
         changed=False,
         drift=drift,
         nvidia_runtime=nvidia,
+        drifted_files=drifted_files,
         missing_modules=[name for name in params["kernel_modules"] if name not in facts["modules_available"]],
         active_swaps=core.active_swaps(facts["proc_swaps"]),
         packages=dict((name, {"version": v[0], "selection": v[1], "installed": v[2]})
