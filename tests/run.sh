@@ -14,6 +14,8 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 export PATH=$REPO/.venv/bin:$PATH
 export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 ANSIBLE_NOCOLOR=1 NO_COLOR=1
+# This checkout, never a copy installed elsewhere (e.g. ~/.ansible/collections), is what every tier tests.
+export ANSIBLE_COLLECTIONS_PATH=$REPO/collections
 
 kernel=${DGX_TEST_KERNEL:-0}
 tiers=()
@@ -25,7 +27,7 @@ for arg in "$@"; do
     esac
 done
 [ ${#tiers[@]} -gt 0 ] || tiers=(setup lint sanity unit lab)
-[ "$kernel" = 1 ] && [[ ! " ${tiers[*]} " =~ " kernel " ]] && tiers+=(kernel)
+[ "$kernel" = 1 ] && [[ ! " ${tiers[*]} " == *" kernel "* ]] && tiers+=(kernel)
 
 declare -A took
 failed=()
@@ -46,7 +48,8 @@ run_tier() {
 tier_lab() {
     local scenario
     lab/lab.sh image
-    for scenario in $(ls molecule | grep -v -x shared); do
+    for scenario_dir in molecule/*/; do
+        scenario=$(basename "$scenario_dir")
         [ -f "molecule/$scenario/molecule.yml" ] || continue
         printf -- '--- scenario %s (fresh lab) ---\n' "$scenario"
         lab/lab.sh down >/dev/null 2>&1 || true
@@ -85,7 +88,7 @@ printf '\n===== summary =====\n'
 for tier in "${tiers[@]}"; do
     [ -n "${took[$tier]:-}" ] || continue
     status=passed
-    [[ " ${failed[*]} " =~ " $tier " ]] && status=FAILED
+    [[ " ${failed[*]} " == *" $tier "* ]] && status=FAILED
     printf '%-8s %-7s %5d s\n' "$tier" "$status" "${took[$tier]}"
 done
 [ ${#failed[@]} -eq 0 ] || { echo "failed tiers: ${failed[*]}"; exit 1; }

@@ -9,9 +9,12 @@ base=${SANITY_WORK_DIR:-/var/tmp/dgx-spark-sanity-$(printf %s "$REPO" | sha256su
 dest=$base/ansible_collections/dgx_spark/cluster
 mkdir -p "$dest"
 # Tracked and new (not ignored) files, without the collections/ link back to the repo and without the lab.
-(cd "$REPO" && git ls-files -co --exclude-standard -z | grep -z -v -E '^(collections/ansible_collections/|\.lab/)' \
-    | xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"') > "$base/files"
-rsync -a --delete --from0 --files-from="$base/files" --exclude tests/output "$REPO/" "$dest/"
+(cd "$REPO" && git ls-files -co --exclude-standard -z) | python3 -c '
+import os, sys
+names = sys.stdin.buffer.read().split(b"\0")
+keep = [n for n in names if n and os.path.lexists(n) and not n.startswith((b"collections/ansible_collections/", b".lab/"))]
+sys.stdout.buffer.write(b"\0".join(keep) + b"\0")' > "$base/files"
+(cd "$REPO" && rsync -a --delete --from0 --files-from="$base/files" --exclude tests/output ./ "$dest/")
 cd "$dest"
 "$REPO/.venv/bin/ansible-test" sanity --python "$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
     --venv --color no "$@"

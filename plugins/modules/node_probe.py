@@ -91,6 +91,7 @@ attributes:
     description: Read-only; runs the same in check mode.
   diff_mode:
     support: none
+    description: Nothing to show; the drift reasons are the result.
   idempotent:
     support: full
     description: Never changes anything.

@@ -162,6 +162,16 @@ def test_legacy_dgxa100_passes_and_reports_ratio():
     assert verdict["line_rate_ratio"] == pytest.approx(53.7098 / 25.0, abs=1e-4)
 
 
+def test_crlf_output_parses_like_lf():
+    # The published DGX A100 output has CRLF line endings (the fixture stores LF, see its header).
+    text = fixture("legacy-format-dgxa100-k8s-all_reduce-53.71.txt")
+    crlf_parsed, crlf_verdict = run_text(text.replace("\n", "\r\n"))
+    parsed, verdict = run_text(text)
+    assert crlf_parsed["rows"] == parsed["rows"]
+    assert crlf_parsed["avg_busbw_gbs"] == parsed["avg_busbw_gbs"] == pytest.approx(53.7098)
+    assert crlf_verdict["passed"] is verdict["passed"] is True
+
+
 # --------------------------------------------------------------------------------------------------------
 # constructed cases (labelled in their headers)
 
