@@ -54,6 +54,7 @@ tier_lab() {
         printf -- '--- scenario %s (fresh lab) ---\n' "$scenario"
         lab/lab.sh down >/dev/null 2>&1 || true
         lab/lab.sh up || return 1
+        molecule reset -s "$scenario" >/dev/null 2>&1 || true  # forget state (prepared, converged) of earlier runs
         molecule test -s "$scenario" || return 1
     done
     printf -- '--- repairs: eight injected faults, stop/start, guarded reset (fresh lab) ---\n'

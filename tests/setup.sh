@@ -7,7 +7,8 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 APT_PACKAGES=(podman runc crun fuse-overlayfs slirp4netns uidmap debootstrap containernetworking-plugins
-              iproute2 openssh-client openssl git rsync openmpi-bin iputils-ping shellcheck)
+              iproute2 openssh-client openssl git rsync openmpi-bin iputils-ping shellcheck
+              qemu-system-x86 qemu-utils e2fsprogs)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

@@ -136,7 +136,7 @@ attributes:
   check_mode:
     support: full
     details: Check mode reads files and runs only read-only commands (C(systemctl is-active), C(is-enabled), C(show),
-      C(openssl x509)) and returns the planned RV(action). Missing join data is a warning in check mode, not a failure.
+      C(openssl x509)) and returns the planned RV(action). Missing join data is reported in RV(missing), not a failure.
   diff_mode:
     support: full
     details: The diff is the local-state summary before and as predicted after the action.

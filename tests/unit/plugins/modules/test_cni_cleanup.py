@@ -16,24 +16,11 @@ from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.dgx_spark.cluster.plugins.modules import cni_cleanup
+from module_harness import ExitJson, FailJson, load  # noqa: E402  (sibling helper)
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures")
 LIVE_ID = "e98c6d0d5c306402e1887c6b1a41d062b08122a18f665a2ac2d12b1408dc3c69"
 DEAD_ID = "e0f6665744e6f48928559cbfb3662c9d21a009331801da410c8152b2d37cdd0e"
 READ_ONLY = (("ip", "netns"), ("ip", "-j"), ("crictl", "--runtime-endpoint"))
-
-
-def load(tool, name):
-    with open(os.path.join(FIXTURES, tool, name)) as handle:
-        return "".join(line for line in handle if not line.startswith("#@ "))
-
-
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
 
 
 def build(tmp_path):

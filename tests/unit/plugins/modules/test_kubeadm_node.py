@@ -16,25 +16,12 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import kubeadm as core
 from ansible_collections.dgx_spark.cluster.plugins.modules import kubeadm_node
+from module_harness import ExitJson, FailJson, load  # noqa: E402  (sibling helper)
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures")
 TOKEN = "q7x2kd.8n4m1p0z9y3w6v5t"
 CA_A = "sha256:8d6e659203b93eb44a3cab2ba733c443c85d23400d8e1a5ed40e514e6d3f59aa"
 SOCK = "unix:///run/containerd/containerd.sock"
 READ_ONLY = (("systemctl", "is-active"), ("systemctl", "is-enabled"), ("systemctl", "show"), ("openssl", "x509"))
-
-
-def load(tool, name):
-    with open(os.path.join(FIXTURES, tool, name)) as handle:
-        return "".join(line for line in handle if not line.startswith("#@ "))
-
-
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
 
 
 def write(path, text=""):

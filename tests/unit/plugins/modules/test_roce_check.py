@@ -15,24 +15,11 @@ from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.dgx_spark.cluster.plugins.modules import roce_check
+from module_harness import ExitJson, FailJson, load  # noqa: E402  (sibling helper)
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures")
 BINARIES = {"timeout": "/usr/bin/timeout", "ip": "/usr/sbin/ip", "ibv_devinfo": "/usr/bin/ibv_devinfo",
             "rdma": "/usr/sbin/rdma", "ib_write_bw": "/usr/bin/ib_write_bw"}
 ZERO = "0000:0000:0000:0000:0000:0000:0000:0000"
-
-
-def load(tool, name):
-    with open(os.path.join(FIXTURES, tool, name)) as handle:
-        return "".join(line for line in handle if not line.startswith("#@ "))
-
-
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
 
 
 def write(path, text):
