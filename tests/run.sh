@@ -7,8 +7,8 @@
 #   lab      Molecule scenarios on the two-node podman lab, each from fresh nodes; then the repair tests
 #            (tests/lab: eight injected faults, each repaired and followed by a quiet run) and the no-op
 #            speed benchmark (tests/bench.py), with their measured times
-#   kernel   QEMU VMs with soft-RoCE for roce_check (only with --kernel or DGX_TEST_KERNEL=1)
-# Usage: tests/run.sh [--kernel] [tier ...]     (no tier: all of setup lint sanity unit lab)
+#   kernel   two QEMU VMs with soft-RoCE: roce_check for real (skip with --no-kernel or DGX_TEST_KERNEL=0)
+# Usage: tests/run.sh [--no-kernel] [tier ...]     (no tier: all of setup lint sanity unit lab kernel)
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
@@ -17,17 +17,20 @@ export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 ANSIBLE_NOCOLOR=1 NO_COLOR=1
 # This checkout, never a copy installed elsewhere (e.g. ~/.ansible/collections), is what every tier tests.
 export ANSIBLE_COLLECTIONS_PATH=$REPO/collections
 
-kernel=${DGX_TEST_KERNEL:-0}
+kernel=${DGX_TEST_KERNEL:-1}
 tiers=()
 for arg in "$@"; do
     case "$arg" in
         --kernel) kernel=1 ;;
+        --no-kernel) kernel=0 ;;
         setup|lint|sanity|unit|lab|kernel) tiers+=("$arg") ;;
         *) echo "unknown tier: $arg" >&2; exit 2 ;;
     esac
 done
-[ ${#tiers[@]} -gt 0 ] || tiers=(setup lint sanity unit lab)
-[ "$kernel" = 1 ] && [[ ! " ${tiers[*]} " == *" kernel "* ]] && tiers+=(kernel)
+if [ ${#tiers[@]} -eq 0 ]; then
+    tiers=(setup lint sanity unit lab)
+    [ "$kernel" = 1 ] && tiers+=(kernel)
+fi
 
 declare -A took
 failed=()
