@@ -918,3 +918,25 @@ def parse_token_list(text):
 def wall_clock():
     """Wall clock for the planner's ``now`` (kept here so the module stays thin)."""
     return time.time()
+
+
+STATIC_POD_NAMES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+def static_pod_states(crictl_ps_json, names=STATIC_POD_NAMES):
+    """``crictl ps -a -o json`` -> {name: state of its newest container} for the control-plane static pods.
+
+    A name with no container maps to ``None``; unparsable output gives ``{}`` (unknown, never "healthy")."""
+    try:
+        containers = json.loads(crictl_ps_json or "").get("containers") or []
+    except (ValueError, AttributeError):
+        return {}
+    newest = {}
+    for item in containers:
+        name = (item.get("metadata") or {}).get("name")
+        if name not in names:
+            continue
+        created = int(item.get("createdAt") or 0)
+        if name not in newest or created >= newest[name][0]:
+            newest[name] = (created, item.get("state"))
+    return dict((name, newest[name][1] if name in newest else None) for name in names)

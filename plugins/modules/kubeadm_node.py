@@ -245,6 +245,14 @@ missing:
   returned: in check mode, when a planned join lacks options
   type: str
   sample: "planned reset_and_join (...), but this option is missing: token"
+static_pods:
+  description: On a control plane (O(state=present)), the state of each static pod's newest container as
+    C(crictl ps -a -o json) reports it after the action (C(CONTAINER_RUNNING) when healthy; null when it has no
+    container). Empty when C(crictl) is missing or fails.
+  returned: when O(role=control_plane) and O(state=present)
+  type: dict
+  sample: {"etcd": "CONTAINER_RUNNING", "kube-apiserver": "CONTAINER_RUNNING",
+           "kube-controller-manager": "CONTAINER_RUNNING", "kube-scheduler": "CONTAINER_RUNNING"}
 commands:
   description: The commands run (join token redacted), with return code and seconds.
   returned: always
@@ -331,6 +339,15 @@ def cert_node_name(runner, pem):
         return None
     rc, out, _err = runner.run(core.openssl_subject_argv(openssl), check=False, data=pem, timeout=30)
     return core.node_name_from_openssl_subject(out) if rc == 0 else None
+
+
+def read_static_pods(runner, cri_socket):
+    """The control-plane static pods' container states (read-only; {} when crictl is missing or fails)."""
+    crictl = runner.binary("crictl", required=False)
+    if not crictl:
+        return {}
+    rc, out, unused_err = runner.run([crictl, "--runtime-endpoint", cri_socket, "ps", "-a", "-o", "json"], check=False)
+    return core.static_pod_states(out) if rc == 0 else {}
 
 
 def gather(runner, params):
@@ -616,6 +633,8 @@ def run_module(module):
         executor = Executor(module, runner, params, module.warn)
         executor.execute(plan["action"], local)
         result["fallback_used"] = executor.fallback_used
+    if params["role"] == "control_plane" and params["state"] == "present":
+        result["static_pods"] = read_static_pods(runner, params["cri_socket"])
     result["commands"] = runner.log
     result["duration"] = round(time.time() - started, 1)
     module.exit_json(**result)

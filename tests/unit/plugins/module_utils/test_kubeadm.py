@@ -677,3 +677,25 @@ def test_redact_tokens_removes_every_token_in_real_output(name):
 def test_redact_tokens_literal_secret():
     assert core.redact_tokens("token=s3cret-value", ["s3cret-value"]) == "token=********"
     assert core.redact_tokens(None) is None
+
+
+# crictl ps -a -o json, shaped like the crictl ps JSON (constructed: the fixtures hold only `crictl pods` JSON)
+CRICTL_PS = """{"containers": [
+  {"id": "a1", "metadata": {"name": "kube-apiserver", "attempt": 0}, "state": "CONTAINER_EXITED", "createdAt": "100"},
+  {"id": "a2", "metadata": {"name": "kube-apiserver", "attempt": 1}, "state": "CONTAINER_RUNNING", "createdAt": "200"},
+  {"id": "b1", "metadata": {"name": "etcd", "attempt": 0}, "state": "CONTAINER_RUNNING", "createdAt": "150"},
+  {"id": "c1", "metadata": {"name": "kube-scheduler", "attempt": 3}, "state": "CONTAINER_EXITED", "createdAt": "300"},
+  {"id": "d1", "metadata": {"name": "calico-node", "attempt": 0}, "state": "CONTAINER_RUNNING", "createdAt": "50"}
+]}"""
+
+
+def test_static_pod_states_take_the_newest_container_of_each_static_pod():
+    from ansible_collections.dgx_spark.cluster.plugins.module_utils.kubeadm import static_pod_states
+    assert static_pod_states(CRICTL_PS) == {
+        "etcd": "CONTAINER_RUNNING",
+        "kube-apiserver": "CONTAINER_RUNNING",
+        "kube-controller-manager": None,
+        "kube-scheduler": "CONTAINER_EXITED",
+    }
+    assert static_pod_states("not json") == {}
+    assert static_pod_states("") == {}

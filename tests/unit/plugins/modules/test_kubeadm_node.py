@@ -392,7 +392,11 @@ def test_control_plane_restarts_kubelet_when_files_present(tmp_path, monkeypatch
     result, calls, w, k = run({"role": "control_plane", "root": root, "cluster_exists": False},
                               respond=responder(kubelet_active="inactive"), monkeypatch=monkeypatch)
     assert result["action"] == "restart_kubelet"
-    assert argvs(calls)[-1] == ["systemctl", "restart", "kubelet"]
+    assert argvs(calls)[-2] == ["systemctl", "restart", "kubelet"]
+    # Then, read-only, the static pods' containers for the role's health check.
+    assert argvs(calls)[-1] == ["crictl", "--runtime-endpoint", "unix:///run/containerd/containerd.sock", "ps", "-a",
+                                "-o", "json"]
+    assert "static_pods" in result
 
 
 def test_cri_socket_missing_fails_before_join(tmp_path, monkeypatch):
