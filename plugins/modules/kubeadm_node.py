@@ -313,32 +313,29 @@ def _read(path, limit=1 << 20):
         return None
 
 
-def cert_hash(runner, pem):
-    """kubeadm CA pin of a PEM certificate: cryptography, else openssl; None when unknown."""
+def _cert_fact(runner, pem, from_cryptography, openssl_argv, from_openssl):
+    """One fact of a PEM certificate: with cryptography when importable, else from openssl's output; None when unknown."""
     if not pem:
         return None
-    value = core.spki_hash_from_cert_pem(pem)
+    value = from_cryptography(pem)
     if value or core.HAS_CRYPTOGRAPHY:
         return value
     openssl = runner.binary("openssl", required=False)
     if not openssl:
         return None
-    rc, out, _err = runner.run(core.openssl_pubkey_argv(openssl), check=False, data=pem, timeout=30)
-    return core.spki_hash_from_pubkey_pem(out) if rc == 0 else None
+    rc, out, unused_err = runner.run(openssl_argv(openssl), check=False, data=pem, timeout=30)
+    return from_openssl(out) if rc == 0 else None
+
+
+def cert_hash(runner, pem):
+    """kubeadm CA pin of a PEM certificate."""
+    return _cert_fact(runner, pem, core.spki_hash_from_cert_pem, core.openssl_pubkey_argv, core.spki_hash_from_pubkey_pem)
 
 
 def cert_node_name(runner, pem):
-    """Node name in a kubelet client certificate's subject (CN=system:node:<name>); None when unknown."""
-    if not pem:
-        return None
-    value = core.node_name_from_cert_pem(pem)
-    if value or core.HAS_CRYPTOGRAPHY:
-        return value
-    openssl = runner.binary("openssl", required=False)
-    if not openssl:
-        return None
-    rc, out, _err = runner.run(core.openssl_subject_argv(openssl), check=False, data=pem, timeout=30)
-    return core.node_name_from_openssl_subject(out) if rc == 0 else None
+    """Node name in a kubelet client certificate's subject (CN=system:node:<name>)."""
+    return _cert_fact(runner, pem, core.node_name_from_cert_pem, core.openssl_subject_argv,
+                      core.node_name_from_openssl_subject)
 
 
 def read_static_pods(runner, cri_socket):
