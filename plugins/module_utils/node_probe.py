@@ -130,16 +130,20 @@ def parse_sysctl_file(text):
 
 
 def probe(facts, wanted):
-    """facts: what the module read; wanted: the desired state. Returns concern -> [reasons] (drifted only)."""
+    """facts: what the module read; wanted: the desired state. Returns concern -> [reasons] (drifted only).
+
+    A concern whose desired state is not given (no containerd content) is not compared."""
+    sysctls = wanted.get("sysctls", {})
+    persisted = parse_sysctl_file(facts.get("sysctl_file"))
     drift = {
         "swap": swap_drift(facts.get("proc_swaps"), facts.get("fstab")) if wanted.get("swap_off") else [],
         "modules": module_drift(wanted.get("kernel_modules", []), facts.get("modules_available", set()),
                                 facts.get("modules_load")),
-        "sysctl": sysctl_drift(wanted.get("sysctls", {}), facts.get("sysctl_runtime", {}))
-        + ["sysctl %s is not persisted" % name for name in sorted(wanted.get("sysctls", {}))
-           if parse_sysctl_file(facts.get("sysctl_file")).get(name) != str(wanted["sysctls"][name])],
+        "sysctl": sysctl_drift(sysctls, facts.get("sysctl_runtime", {}))
+        + ["sysctl %s is not persisted" % name for name in sorted(sysctls) if persisted.get(name) != str(sysctls[name])],
         "containerd": file_drift("containerd config %s" % wanted.get("containerd_config_path"),
-                                 facts.get("containerd_config"), wanted.get("containerd_config")),
+                                 facts.get("containerd_config"), wanted["containerd_config"])
+        if wanted.get("containerd_config") is not None else [],
         "packages": package_drift(wanted.get("packages", []), wanted.get("package_version"), wanted.get("hold"),
                                   facts.get("packages", {})),
         "services": service_drift(facts.get("services", {})),

@@ -238,9 +238,6 @@ def main():
         package_version=params["package_version"],
         hold=params["hold"],
     )
-    if wanted_config is None:
-        facts["containerd_config"] = None
-        wanted["containerd_config"] = None
     drift = core.probe(facts, wanted)
     drifted_files = []
     for managed in params["files"]:
@@ -248,8 +245,6 @@ def main():
         if reasons:
             drifted_files.append(managed["path"])
             drift.setdefault("files", []).extend(reasons)
-    if wanted_config is None:
-        drift.pop("containerd", None)
     module.exit_json(
         changed=False,
         drift=drift,

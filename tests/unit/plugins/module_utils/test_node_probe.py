@@ -80,3 +80,11 @@ def test_probe_reports_only_drifted_concerns():
         "containerd": ["containerd config /etc/containerd/config.toml differs from the managed content"]}
     facts["containerd_config"] = "new\n"
     assert core.probe(facts, wanted) == {}
+
+
+def test_containerd_not_compared_without_desired_content():
+    facts = {"proc_swaps": PROC_SWAPS_OFF, "fstab": "", "containerd_config": None, "modules_load": "",
+             "services": {"containerd": ("active", "enabled")}}
+    assert core.probe(facts, {"swap_off": True, "containerd_config": None}) == {}
+    assert core.probe(facts, {"swap_off": True, "containerd_config": "x\n", "containerd_config_path": "/c"}) == {
+        "containerd": ["containerd config /c is missing"]}
