@@ -7,6 +7,7 @@
 #   lab/lab.sh up            build the image if needed (cached), create networks and nodes, wait for SSH
 #   lab/lab.sh down          remove exactly what `up` created (nodes, networks, .lab state); keeps the image
 #   lab/lab.sh down --image  ... and the cached image too
+#   lab/lab.sh check-podman  exit non-zero unless podman runs with the lab's settings and the netavark backend
 #   lab/lab.sh require       exit non-zero unless the lab networks exist and route the lab addresses locally
 #   lab/lab.sh status        nodes, networks, carrier of each fabric cable
 #   lab/lab.sh restart NODE  restart a node container (a reboot): fabric NICs come back at MTU 1500, unaddressed
@@ -19,7 +20,11 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LAB_DIR=$REPO/lab
 STATE=${LAB_STATE_DIR:-$REPO/.lab}
-export CONTAINERS_CONF=$LAB_DIR/containers.conf
+# The lab's podman settings, named explicitly (network backend, storage, runtime): see the two files.
+# LAB_CONTAINERS_CONF / LAB_STORAGE_CONF exist so the lab's own tests can show what a wrong backend does.
+export CONTAINERS_CONF=${LAB_CONTAINERS_CONF:-$LAB_DIR/containers.conf}
+export CONTAINERS_STORAGE_CONF=${LAB_STORAGE_CONF:-$LAB_DIR/storage.conf}
+LAB_NETWORK_BACKEND=netavark
 PREFIX=dgxlab
 LAN_NET=$PREFIX-lan
 LAN_SUBNET=192.168.86.0/24
@@ -94,6 +99,19 @@ CHROOT
     log "built $tag in $(( $(date +%s) - started )) s"
 }
 
+check_podman() {
+    # The lab needs netavark: with CNI an --internal network's host bridge has no address, and the node
+    # addresses would not be reachable from this machine.
+    local backend
+    command -v podman >/dev/null || die "podman is not installed: run tests/setup.sh"
+    backend=$(podman info --format '{{.Host.NetworkBackend}}' 2>&1) \
+        || die "podman does not run with the lab's settings ($CONTAINERS_CONF, $CONTAINERS_STORAGE_CONF): $backend"
+    [ "$backend" = "$LAB_NETWORK_BACKEND" ] || die "podman uses the '$backend' network backend with the lab's settings; \
+the lab needs $LAB_NETWORK_BACKEND (named in lab/containers.conf). Install it with tests/setup.sh (apt-get install \
+netavark aardvark-dns) and run lab/lab.sh up again. The lab keeps its own storage and network configuration \
+(lab/storage.conf), so containers this machine runs with other podman settings are not affected."
+}
+
 lan_bridge() {
     podman network inspect "$LAN_NET" --format '{{.NetworkInterface}}' 2>/dev/null
 }
@@ -101,6 +119,7 @@ lan_bridge() {
 require() {
     # With the lab down, 192.168.86.x would route out of this machine: refuse before connecting.
     local bridge dev ip
+    check_podman
     podman network exists "$LAN_NET" || die "lab network $LAN_NET does not exist: run lab/lab.sh up"
     bridge=$(lan_bridge)
     for ip in "${NODE_IP[@]}"; do
@@ -196,6 +215,7 @@ build_apt_repo() {
 up() {
     local started tag node
     started=$(date +%s)
+    check_podman
     mkdir -p "$STATE/apt"
     [ -f "$STATE/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C dgxlab -f "$STATE/id_ed25519"
     build_image
@@ -244,7 +264,8 @@ case "$cmd" in
     up) up ;;
     down) down "${1:-}" ;;
     require) require ;;
-    image) mkdir -p "$STATE"; build_image ;;
+    image) check_podman; mkdir -p "$STATE"; build_image ;;
+    check-podman) check_podman; echo "podman: $LAB_NETWORK_BACKEND network backend, storage $(podman info --format '{{.Store.GraphRoot}}')" ;;
     status) status ;;
     restart)
         [ -n "${1:-}" ] || die "usage: lab.sh restart NODE"
@@ -269,5 +290,5 @@ case "$cmd" in
         cd "$REPO"
         "$REPO/.venv/bin/ansible-playbook" -i inventory/lab/hosts.yml playbooks/start-cluster.yml "$@"
         ;;
-    *) sed -n '2,17p' "$0"; exit 2 ;;
+    *) sed -n '2,18p' "$0"; exit 2 ;;
 esac

@@ -6,7 +6,9 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-APT_PACKAGES=(podman runc crun fuse-overlayfs slirp4netns uidmap debootstrap containernetworking-plugins
+# netavark (with aardvark-dns and iptables, which it runs) is named because the lab needs podman's netavark
+# network backend: without it podman 4.3 falls back to CNI, whose --internal bridges carry no host address.
+APT_PACKAGES=(podman runc crun fuse-overlayfs slirp4netns uidmap debootstrap netavark aardvark-dns iptables
               iproute2 openssh-client openssl git rsync openmpi-bin iputils-ping shellcheck
               qemu-system-x86 qemu-utils e2fsprogs)
 missing=()

@@ -545,7 +545,7 @@ JOIN_OPTIONS = ("api_endpoint", "token", "ca_cert_hash")
 
 def _result(action, reasons, missing=None, error=None, warnings=None):
     return {"action": action, "reasons": list(reasons), "missing": list(missing or []), "error": error,
-            "warnings": list(warnings or [])}
+            "warnings": list(warnings or []), "delete_api_node": False}
 
 
 def _kubelet_service_reasons(local):
@@ -558,8 +558,11 @@ def _kubelet_service_reasons(local):
 
 
 def _join_requirements(state, plan):
-    """Add ``missing`` (join options not given) and the cluster_exists=false refusal to a join plan."""
+    """Add ``missing`` (join options not given), ``delete_api_node`` and the cluster_exists=false refusal to a
+    join plan. A Node object that the API still shows is deleted before the join: kubeadm refuses to join over a
+    Ready Node of the same name, and a re-join must not inherit a stale object's state."""
     plan["missing"] = [opt for opt in JOIN_OPTIONS if not state.get(opt)]
+    plan["delete_api_node"] = normalize_api_node(state.get("api_node")) is not None
     if state.get("cluster_exists") is False:
         plan["error"] = ("planned %s, but cluster_exists=false says the API does not answer: refusing to reset "
                          "or join a node against an API that is down" % plan["action"])
@@ -582,18 +585,13 @@ def _plan_worker(state):
     ready = node_ready(node)
 
     if not local["kubelet_conf"]:
-        if node is not None and ready["status"] == "True":
-            return _result(
-                "join",
-                ["no /etc/kubernetes/kubelet.conf on this node",
-                 "Node %s exists in the API and is Ready" % name],
-                error=("this node has no kubelet.conf but Node %s is Ready in the API: kubeadm join would fail "
-                       "('a Node with name ... and status \"Ready\" already exists'). Delete the stale Node "
-                       "first (the worker role does) or check node_name" % name),
-            )
         reasons = ["no /etc/kubernetes/kubelet.conf on this node"]
         if node is None:
             reasons.append("Node %s does not exist in the API" % name)
+        elif ready["status"] == "True":
+            # kubeadm join refuses a Ready Node of the same name: the plan deletes it first (delete_api_node).
+            reasons.append("Node %s is Ready in the API but nothing on this node backs it (reinstalled or wiped): "
+                           "the stale Node is deleted before the join" % name)
         else:
             reasons.append("Node %s exists in the API but is not Ready (%s); kubeadm join takes it over"
                            % (name, ready["status"] or "no Ready condition"))
@@ -702,8 +700,10 @@ def plan(state):
     truthiness is used), ``ca_cert_hash`` (normalised), ``init_config``, ``kubelet_ready_grace``,
     ``now`` (epoch seconds).
 
-    Returns ``{action, reasons, missing, error, warnings}``: ``error`` set means "refused, do not act";
-    ``missing`` lists required options that were not given (see ``missing_message``).
+    Returns ``{action, reasons, missing, error, warnings, delete_api_node}``: ``error`` set means "refused, do
+    not act"; ``missing`` lists required options that were not given (see ``missing_message``);
+    ``delete_api_node`` says that the caller must delete the Node object before the join (the module never
+    talks to the API) and then call again with ``api_node`` as the API shows it afterwards (null).
     """
     local = state["local"]
     if state.get("state") == "reset":
@@ -716,6 +716,16 @@ def plan(state):
     if state.get("role") == "control_plane":
         return _plan_control_plane(state)
     return _plan_worker(state)
+
+
+def copy_is_current(source, copy, copy_mode, copy_uid, want_uid, want_mode=0o600):
+    """Whether a copy of a file (a kubeconfig handed to an operator) is present, identical, private and owned
+    by the right user. ``source``/``copy`` are the contents (None when absent); modes are st_mode values."""
+    if source is None or copy is None or source != copy:
+        return False
+    if copy_mode is None or (copy_mode & 0o777) != want_mode:
+        return False
+    return want_uid is None or copy_uid == want_uid
 
 
 def predicted_local(local, action):

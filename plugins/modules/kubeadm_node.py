@@ -125,6 +125,16 @@ options:
         ready) and never causes a re-join.
     type: int
     default: 300
+  operator_kubeconfig:
+    description:
+      - On a control plane, a copy of C(/etc/kubernetes/admin.conf) that an operator uses (for example
+        C(~spark/.kube/config)). Only read, after the action: the result says whether it is present, identical to
+        C(admin.conf), mode C(0600) and owned by O(operator_user), so a role copies it only when it is not.
+    type: path
+  operator_user:
+    description:
+      - Owner expected for O(operator_kubeconfig).
+    type: str
   root:
     description:
       - Prefix for every local path the module reads or removes. V(/) on a real node; tests use a temporary directory.
@@ -253,6 +263,19 @@ static_pods:
   type: dict
   sample: {"etcd": "CONTAINER_RUNNING", "kube-apiserver": "CONTAINER_RUNNING",
            "kube-controller-manager": "CONTAINER_RUNNING", "kube-scheduler": "CONTAINER_RUNNING"}
+delete_api_node:
+  description: A planned C(join) or C(reset_and_join) needs the Node object deleted from the API first (it still
+    exists; kubeadm join refuses a Ready Node of the same name). The module never talks to the API: the caller
+    deletes it and calls again with O(api_node) as the API shows it afterwards.
+  returned: always
+  type: bool
+  sample: true
+operator_kubeconfig_current:
+  description: Whether O(operator_kubeconfig) is present, identical to C(admin.conf), mode C(0600) and owned by
+    O(operator_user).
+  returned: when O(operator_kubeconfig) is given
+  type: bool
+  sample: true
 commands:
   description: The commands run (join token redacted), with return code and seconds.
   returned: always
@@ -263,6 +286,7 @@ commands:
 
 import errno
 import os
+import pwd
 import signal
 import socket
 import stat
@@ -336,6 +360,24 @@ def cert_node_name(runner, pem):
     """Node name in a kubelet client certificate's subject (CN=system:node:<name>)."""
     return _cert_fact(runner, pem, core.node_name_from_cert_pem, core.openssl_subject_argv,
                       core.node_name_from_openssl_subject)
+
+
+def operator_copy_current(params):
+    """Read admin.conf and the operator's copy of it (contents, mode, owner) for core.copy_is_current."""
+    source = _read(core.join_root(params["root"], core.PATHS["admin_conf"]))
+    copy = _read(params["operator_kubeconfig"])
+    try:
+        st = os.stat(params["operator_kubeconfig"])
+        mode, uid = st.st_mode, st.st_uid
+    except OSError:
+        mode = uid = None
+    want_uid = None
+    if params["operator_user"]:
+        try:
+            want_uid = pwd.getpwnam(params["operator_user"]).pw_uid
+        except KeyError:
+            want_uid = -1  # unknown user: never current, the copy task will say why
+    return core.copy_is_current(source, copy, mode, uid, want_uid)
 
 
 def read_static_pods(runner, cri_socket):
@@ -594,6 +636,8 @@ def build_module():
             cri_socket_timeout=dict(type="int", default=30),
             reset_fallback=dict(type="bool", default=True),
             kubelet_ready_grace=dict(type="int", default=300),
+            operator_kubeconfig=dict(type="path"),
+            operator_user=dict(type="str"),
             root=dict(type="path", default="/"),
         ),
         supports_check_mode=True,
@@ -613,7 +657,7 @@ def run_module(module):
     state = dict(params, local=local, now=core.wall_clock())
     plan = core.plan(state)
     result = dict(action=plan["action"], reasons=plan["reasons"], local=local, node_name=params["node_name"],
-                  fallback_used=False, changed=plan["action"] != "none")
+                  fallback_used=False, changed=plan["action"] != "none", delete_api_node=plan["delete_api_node"])
     for warning in plan["warnings"]:
         module.warn(warning)
     problem = plan["error"] or core.missing_message(plan)
@@ -632,6 +676,8 @@ def run_module(module):
         result["fallback_used"] = executor.fallback_used
     if params["role"] == "control_plane" and params["state"] == "present":
         result["static_pods"] = read_static_pods(runner, params["cri_socket"])
+    if params["operator_kubeconfig"]:
+        result["operator_kubeconfig_current"] = operator_copy_current(params)
     result["commands"] = runner.log
     result["duration"] = round(time.time() - started, 1)
     module.exit_json(**result)

@@ -18,7 +18,7 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.dirname(sys.executable)
 LAB = os.path.join(REPO, "lab", "lab.sh")
 INVENTORY = os.path.join(REPO, "inventory", "lab", "hosts.yml")
-KUBECONFIG = os.path.join(os.path.expanduser("~"), ".kube", "dgx-spark.conf")
+KUBECONFIG = os.path.join(REPO, ".lab", "kubeconfig")
 API_URL = "https://192.168.86.38:6443"
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 

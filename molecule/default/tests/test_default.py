@@ -7,7 +7,8 @@ import pytest
 
 testinfra_hosts = ["podman://spark-2959", "podman://spark-ba63"]
 
-KUBECONFIG = os.path.join(os.path.expanduser("~"), ".kube", "dgx-spark.conf")
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+KUBECONFIG = os.path.join(REPO, ".lab", "kubeconfig")
 
 
 @pytest.mark.parametrize("service", ["ssh", "containerd", "kubelet"])

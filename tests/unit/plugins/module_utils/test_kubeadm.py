@@ -156,8 +156,11 @@ DECISION_TABLE = [
      "reset_and_join", None, [], "kubelet_config"),
     ("no-conf-kubelet-running", worker_state(fresh(kubelet_active="active"), api_node=None),
      "reset_and_join", None, [], "port 10250 in use"),
+    # A reinstalled worker whose Node is still Ready: the plan deletes the stale Node, then joins (never refuses).
     ("no-conf-node-ready", worker_state(fresh(), api_node=node("True")),
-     "join", "Delete the stale Node", [], "is Ready"),
+     "join", None, [], "the stale Node is deleted before the join"),
+    ("no-conf-node-ready-leftovers", worker_state(fresh(kubelet_config=True), api_node=node("True")),
+     "reset_and_join", None, [], "the stale Node is deleted before the join"),
     ("k8s-info-result-empty", worker_state(fresh(), api_node={"resources": [], "api_found": True}),
      "join", None, [], "does not exist in the API"),
     ("k8s-info-result-with-node", worker_state(healthy_worker(), api_node={"resources": [node()]}),
@@ -212,6 +215,20 @@ def test_decision_table(state, action, error, missing, reason):
         assert any(reason in r for r in plan["reasons"]), plan["reasons"]
     assert plan["reasons"] and all(isinstance(r, str) for r in plan["reasons"])
     assert TOKEN not in repr(plan)
+
+
+@pytest.mark.parametrize("state,expected", [
+    (worker_state(fresh(), api_node=node("True")), True),            # stale Ready Node: kubeadm join would refuse it
+    (worker_state(fresh(), api_node=node("Unknown")), True),         # a not-Ready leftover Node
+    (worker_state(healthy_worker(), api_node=node("Unknown", since="2025-12-31T23:00:00Z")), True),
+    (worker_state(fresh(), api_node=None), False),                   # nothing to delete
+    (worker_state(healthy_worker(), api_node=None), False),          # deleted already (re-join)
+    (worker_state(healthy_worker()), False),                         # healthy: no join at all
+    (worker_state(healthy_worker(kubelet_active="inactive")), False),
+], ids=["ready-stale", "notready-stale", "unknown-beyond-grace", "fresh-no-node", "rejoin-no-node", "healthy",
+        "restart-only"])
+def test_plan_says_when_the_node_object_must_be_deleted_first(state, expected):
+    assert core.plan(state)["delete_api_node"] is expected
 
 
 def test_decision_table_covers_every_action():

@@ -470,3 +470,40 @@ def test_every_scenario_keeps_the_token_out(tmp_path, monkeypatch):
         result, calls, warnings, k = run(dict(WORKER, root=root, **extra), respond=respond, check_mode=check,
                                          diff=True, monkeypatch=monkeypatch)
         assert_no_token(result, warnings)
+
+
+def test_stale_ready_node_of_a_wiped_worker_is_planned_not_refused(tmp_path, monkeypatch):
+    # A reinstalled worker whose Node is still Ready in the API: the planning call (check mode, no token yet)
+    # describes the repair (delete the Node, then join) instead of failing.
+    root = fresh_worker(tmp_path)
+    args = dict(WORKER, root=root, api_node=ready_node())
+    del args["token"]
+    result, calls, warnings, k = run(args, respond=responder(kubelet_active="inactive"), check_mode=True,
+                                     monkeypatch=monkeypatch)
+    assert "failed" not in result, result
+    assert result["action"] == "join" and result["delete_api_node"] is True
+    assert any("the stale Node is deleted before the join" in r for r in result["reasons"])
+    assert_read_only(calls)
+
+
+def test_operator_kubeconfig_copy_reported_current_only_when_identical_private_and_owned(tmp_path, monkeypatch):
+    root = control_plane(tmp_path)
+    copy = str(tmp_path / "home" / "spark" / ".kube" / "config")
+    args = {"role": "control_plane", "root": root, "cluster_exists": True, "operator_kubeconfig": copy,
+            "operator_user": "root"}
+    result, calls, w, k = run(dict(args), monkeypatch=monkeypatch)
+    assert result["operator_kubeconfig_current"] is False  # absent
+    write(copy, "kind: Config\n")
+    os.chmod(copy, 0o644)
+    assert run(dict(args), monkeypatch=monkeypatch)[0]["operator_kubeconfig_current"] is False  # readable by all
+    os.chmod(copy, 0o600)
+    assert run(dict(args), monkeypatch=monkeypatch)[0]["operator_kubeconfig_current"] is True
+    write(copy, "kind: Config\nold: true\n")
+    os.chmod(copy, 0o600)
+    assert run(dict(args), monkeypatch=monkeypatch)[0]["operator_kubeconfig_current"] is False  # stale content
+    write(copy, "kind: Config\n")
+    os.chmod(copy, 0o600)
+    assert run(dict(args, operator_user="nobody"), monkeypatch=monkeypatch)[0]["operator_kubeconfig_current"] is False
+    assert result["action"] == "none"
+    assert [argv[:2] for argv in argvs(calls)] == [["systemctl", "is-active"], ["systemctl", "is-enabled"],
+                                                   ["systemctl", "show"], ["crictl", "--runtime-endpoint"]]

@@ -1,0 +1,62 @@
+# -*- coding: utf-8 -*-
+# Copyright: dgx_spark.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure summary of the cluster a run leaves: one line per Node, GPU warnings, and which Nodes to uncordon.
+
+Input is the Node list as kubernetes.core.k8s_info returns it (plain dicts), so a unit test drives it directly.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+CORDONED_BY = "dgx-spark.cluster/cordoned-by"
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def _ready(node):
+    for condition in (node.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return condition.get("status") or "Unknown"
+    return "Unknown"
+
+
+def _int(value):
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def cordoned_by_us(nodes):
+    """Names of the Nodes that stop-cluster cordoned: annotated by us and still unschedulable."""
+    names = []
+    for node in nodes or []:
+        annotations = (node.get("metadata") or {}).get("annotations") or {}
+        if CORDONED_BY in annotations:
+            names.append(node["metadata"]["name"])
+    return names
+
+
+def node_summary(nodes, expected_gpus=None, uncordoned=()):
+    """``{lines, warnings}``: one line per Node (Ready, kubelet version, GPUs, cordon state) and a warning for
+    each Node with fewer allocatable GPUs than the inventory expects (``expected_gpus``: name -> count)."""
+    expected_gpus = expected_gpus or {}
+    uncordoned = set(uncordoned or ())
+    lines, warnings = [], []
+    for node in sorted(nodes or [], key=lambda n: n["metadata"]["name"]):
+        name = node["metadata"]["name"]
+        status = node.get("status") or {}
+        gpus = _int((status.get("allocatable") or {}).get(GPU_RESOURCE, 0))
+        line = "%s: Ready=%s, kubelet %s, GPUs allocatable %d" % (
+            name, _ready(node), (status.get("nodeInfo") or {}).get("kubeletVersion") or "?", gpus)
+        if name in uncordoned:
+            line += ", uncordoned now"
+        elif (node.get("spec") or {}).get("unschedulable"):
+            line += ", cordoned"
+        lines.append(line)
+        want = _int(expected_gpus.get(name, 0))
+        if gpus < want:
+            warnings.append("%s has %d of %d expected GPUs allocatable (GPU Operator not ready yet?); the cluster "
+                            "itself is up" % (name, gpus, want))
+    return {"lines": lines, "warnings": warnings}
