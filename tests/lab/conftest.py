@@ -38,6 +38,17 @@ class Run(object):
         return "rc=%d changed=%d in %.1fs\n%s" % (self.rc, self.changed, self.seconds, self.output[-6000:])
 
 
+DECISION = re.compile(r"(spark-[0-9a-z]+): (none|restart_kubelet|join|reset_and_join|init|reset)\s+because")
+
+
+def decisions(output):
+    """The membership decisions a run printed (``node: action because ...``), per node in order."""
+    found = {}
+    for match in DECISION.finditer(output):
+        found.setdefault(match.group(1), []).append(match.group(2))
+    return found
+
+
 def playbook(name, *extra):
     argv = [os.path.join(BIN, "ansible-playbook"), "-i", INVENTORY, os.path.join(REPO, "playbooks", name)] + list(extra)
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")

@@ -9,7 +9,7 @@ cluster and leaves one behind.
 
 import pytest
 
-from conftest import api, lab, node, node_ready, playbook, record_time, wait_for
+from conftest import api, decisions, lab, node, node_ready, playbook, record_time, wait_for
 
 WORKER, CONTROL = "spark-ba63", "spark-2959"
 # The lab's node-monitor grace: a Node whose kubelet stops posting goes Ready=Unknown this long after.
@@ -55,7 +55,7 @@ def test_build_from_empty_nodes(lab_ready):
 def test_fault_1_worker_kubelet_stopped(lab_ready):
     node(WORKER, "systemctl stop kubelet")
     run = repair("1 worker kubelet stopped")
-    assert "spark-ba63: restart_kubelet because" in run.output
+    assert decisions(run.output) == {WORKER: ["restart_kubelet"]}, run
 
 
 def test_check_diff_on_a_broken_lab_reports_the_repair_and_changes_nothing(lab_ready):
@@ -71,7 +71,7 @@ def test_fault_2_worker_node_deleted_from_the_api(lab_ready):
     before = node(WORKER, "stat -c %Y /etc/kubernetes/kubelet.conf").stdout
     api().delete_node(WORKER)
     run = repair("2 worker Node deleted from the API")
-    assert "spark-ba63: reset_and_join because" in run.output
+    assert decisions(run.output) == {WORKER: ["reset_and_join"]}, run
     assert node(WORKER, "stat -c %Y /etc/kubernetes/kubelet.conf").stdout != before
 
 
@@ -79,8 +79,27 @@ def test_fault_3_worker_kubelet_conf_removed_while_not_ready(lab_ready):
     node(WORKER, "systemctl stop kubelet")
     wait_for(lambda: node_ready(api(), WORKER) in ("Unknown", "False"), timeout=GRACE * 6, what="worker NotReady")
     node(WORKER, "rm -f /etc/kubernetes/kubelet.conf")
+    uid = api().read_node(WORKER).metadata.uid
     run = repair("3 worker kubelet.conf removed while NotReady")
-    assert "join" in run.output
+    # pki/ca.crt and config.yaml are left over, so the decision is a reset before the join.
+    assert decisions(run.output) == {WORKER: ["reset_and_join"]}, run
+    assert api().read_node(WORKER).metadata.uid != uid  # the stale Node was deleted, the join made a new one
+
+
+def test_fault_3b_worker_wiped_while_its_node_is_still_ready(lab_ready):
+    # A reinstalled worker, or one whose /etc/kubernetes was wiped, while the API still shows its Node Ready.
+    # The plan describes the repair (delete the stale Node, then join), in --check too, instead of refusing it.
+    node(WORKER, "rm -rf /etc/kubernetes/*")
+    assert node_ready(api(), WORKER) == "True"
+    uid = api().read_node(WORKER).metadata.uid
+    check = playbook("start-cluster.yml", "--check", "--diff")
+    assert check.rc == 0, check
+    assert decisions(check.output) == {WORKER: ["reset_and_join"]}, check
+    assert "the stale Node is deleted before the join" in check.output
+    assert api().read_node(WORKER).metadata.uid == uid  # --check deleted nothing
+    run = repair("3b worker wiped while its Node is Ready")
+    assert decisions(run.output) == {WORKER: ["reset_and_join"]}, run
+    assert api().read_node(WORKER).metadata.uid != uid
 
 
 def test_fault_4_stale_cni_netns_on_the_worker(lab_ready):
@@ -125,7 +144,7 @@ def test_fault_7_worker_unreachable_fails_clearly_and_changes_nothing(lab_ready)
 def test_fault_8_control_plane_kubelet_stopped(lab_ready):
     node(CONTROL, "systemctl stop kubelet")
     run = repair("8 control-plane kubelet stopped")
-    assert "spark-2959: restart_kubelet because" in run.output
+    assert decisions(run.output) == {CONTROL: ["restart_kubelet"]}, run
 
 
 def test_stop_then_start_is_a_restart_not_a_rejoin(lab_ready):
@@ -137,8 +156,7 @@ def test_stop_then_start_is_a_restart_not_a_rejoin(lab_ready):
         assert node(name, "systemctl is-active kubelet", check=False).stdout.strip() == "inactive"
     record_time("stop-cluster.yml", stopped.seconds)
     run = repair("start after stop-cluster.yml")
-    assert "spark-ba63: restart_kubelet because" in run.output
-    assert "spark-ba63: join because" not in run.output and "spark-ba63: reset_and_join because" not in run.output
+    assert decisions(run.output) == {CONTROL: ["restart_kubelet"], WORKER: ["restart_kubelet"]}, run
     assert api().read_node(WORKER).metadata.uid == uid
     assert not api().read_node(WORKER).spec.unschedulable
 

@@ -15,6 +15,7 @@ from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import kubeadm as core
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import kubeadm_io
 from ansible_collections.dgx_spark.cluster.plugins.modules import kubeadm_node
 from module_harness import ExitJson, FailJson, load  # noqa: E402  (sibling helper)
 
@@ -129,10 +130,10 @@ def run(args, respond=None, check_mode=False, diff=False, monkeypatch=None):
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", get_bin_path)
     monkeypatch.setattr(basic.AnsibleModule, "warn", warn)
     killed = []
-    monkeypatch.setattr(kubeadm_node.os, "kill", lambda pid, sig: killed.append((pid, sig)))
-    monkeypatch.setattr(kubeadm_node, "PROC", str(args.get("root", "/")) + "/proc")
-    monkeypatch.setattr(kubeadm_node, "KILL_WAIT", 0)
-    monkeypatch.setattr(kubeadm_node.time, "sleep", lambda s: None)
+    monkeypatch.setattr(kubeadm_io.os, "kill", lambda pid, sig: killed.append((pid, sig)))
+    monkeypatch.setattr(kubeadm_io, "PROC", str(args.get("root", "/")) + "/proc")
+    monkeypatch.setattr(kubeadm_io, "KILL_WAIT", 0)
+    monkeypatch.setattr(kubeadm_io.time, "sleep", lambda s: None)
     with patch_module_args(args):
         with pytest.raises((ExitJson, FailJson)) as caught:
             kubeadm_node.main()
@@ -177,7 +178,7 @@ def test_check_mode_rejoin_runs_nothing_mutating(tmp_path, monkeypatch):
     root = joined_worker(tmp_path)
     removed = []
     for name in ("unlink", "remove", "rmdir"):
-        monkeypatch.setattr(kubeadm_node.os, name, lambda *a, **k: removed.append(a))
+        monkeypatch.setattr(kubeadm_io.os, name, lambda *a, **k: removed.append(a))
     result, calls, warnings, killed = run(dict(WORKER, root=root, api_node=None), check_mode=True, diff=True,
                                           monkeypatch=monkeypatch)
     assert result["action"] == "reset_and_join"
@@ -297,9 +298,9 @@ def test_forced_reset_never_crosses_a_mount_point(tmp_path, monkeypatch):
     root = joined_worker(tmp_path)
     volume = root + "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~csi/pvc-1/mount"
     write(volume + "/precious", "user data")
-    real_read = kubeadm_node.cni.read_mountpoints
+    real_read = kubeadm_io.cni.read_mountpoints
     # the lazy unmount "failed": the volume is still mounted when the state is removed
-    monkeypatch.setattr(kubeadm_node.cni, "read_mountpoints", lambda *a: real_read(*a) + [volume])
+    monkeypatch.setattr(kubeadm_io.cni, "read_mountpoints", lambda *a: real_read(*a) + [volume])
     result, calls, warnings, k = run(dict(WORKER, root=root, api_node=None, state="reset"),
                                      respond=responder(reset_rc=124), monkeypatch=monkeypatch)
     assert result["fallback_used"] is True
