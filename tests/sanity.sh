@@ -15,6 +15,29 @@ names = sys.stdin.buffer.read().split(b"\0")
 keep = [n for n in names if n and os.path.lexists(n) and not n.startswith((b"collections/ansible_collections/", b".lab/"))]
 sys.stdout.buffer.write(b"\0".join(keep) + b"\0")' > "$base/files"
 (cd "$REPO" && rsync -a --delete --from0 --files-from="$base/files" --exclude tests/output ./ "$dest/")
+# ansible-test downloads a pip bootstrap script from a host this machine cannot reach; it looks in
+# ~/.ansible/test/cache first. It runs with a home of its own inside the work directory, so nothing of the
+# user's $HOME is read or written: put there a few lines that install pip from a wheel fetched through the index.
+export HOME=$base/home
+cache=$HOME/.ansible/test/cache
+bootstrap=$cache/get_pip_24_2.py
+if [ ! -f "$bootstrap" ]; then
+    mkdir -p "$cache"
+    "$REPO/.venv/bin/pip" download -q --disable-pip-version-check --no-deps -d "$cache" pip==24.2
+    cat > "$bootstrap" <<'PY'
+# Offline stand-in for ansible-test's pip bootstrap: installs pip from the cached wheel beside it.
+import glob
+import os
+import sys
+
+wheel = glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "pip-24.2-*.whl"))[0]
+sys.path.insert(0, wheel)
+from pip._internal.cli.main import main  # noqa: E402
+
+args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
+sys.exit(main(["install", "--disable-pip-version-check", wheel] + args))
+PY
+fi
 cd "$dest"
 "$REPO/.venv/bin/ansible-test" sanity --python "$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
     --venv --color no "$@"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the lab and the tests need on a fresh Debian 12 machine, and nothing twice:
-# apt packages, the pinned Python venv (.venv), and the offline bootstrap that ansible-test needs.
+# apt packages and the pinned Python venv (.venv). Nothing is written to $HOME (tests/sanity.sh gives
+# ansible-test a home of its own).
 # Safe to run again; each step is skipped when already done.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,25 +32,4 @@ if [ ! -x "$REPO/.venv/bin/ansible-playbook" ] || [ "$(cat "$stamp" 2>/dev/null)
     echo "$want" > "$stamp"
 fi
 
-# ansible-test downloads a pip bootstrap script from a host this machine cannot reach. It looks in its
-# cache first: put there a few lines that install pip from a wheel fetched through the package index.
-cache=$HOME/.ansible/test/cache
-bootstrap=$cache/get_pip_24_2.py
-if [ ! -f "$bootstrap" ]; then
-    mkdir -p "$cache"
-    "$REPO/.venv/bin/pip" download -q --disable-pip-version-check --no-deps -d "$cache" pip==24.2
-    cat > "$bootstrap" <<'PY'
-# Offline stand-in for ansible-test's pip bootstrap: installs pip from the cached wheel beside it.
-import glob
-import os
-import sys
-
-wheel = glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "pip-24.2-*.whl"))[0]
-sys.path.insert(0, wheel)
-from pip._internal.cli.main import main  # noqa: E402
-
-args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
-sys.exit(main(["install", "--disable-pip-version-check", wheel] + args))
-PY
-fi
 log "ready"

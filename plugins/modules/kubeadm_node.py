@@ -128,7 +128,7 @@ options:
   operator_kubeconfig:
     description:
       - On a control plane, a copy of C(/etc/kubernetes/admin.conf) that an operator uses (for example
-        C(~spark/.kube/config)). Only read, after the action: the result says whether it is present, identical to
+        C(~spark/.kube/config)). Only read, after the action; the result says whether it is present, identical to
         C(admin.conf), mode C(0600) and owned by O(operator_user), so a role copies it only when it is not.
     type: path
   operator_user:
