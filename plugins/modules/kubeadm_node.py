@@ -265,7 +265,7 @@ static_pods:
            "kube-controller-manager": "CONTAINER_RUNNING", "kube-scheduler": "CONTAINER_RUNNING"}
 delete_api_node:
   description: A planned C(join) or C(reset_and_join) needs the Node object deleted from the API first (it still
-    exists; kubeadm join refuses a Ready Node of the same name). The module never talks to the API: the caller
+    exists; kubeadm join refuses a Ready Node of the same name). The module never talks to the API; the caller
     deletes it and calls again with O(api_node) as the API shows it afterwards.
   returned: always
   type: bool
