@@ -21,18 +21,18 @@ How "live" is decided (documented in docs/cni_cleanup.md):
 * a /var/lib/cni entry is live when its container id is a sandbox that ``crictl pods`` lists (ready
   or not); when crictl cannot answer, every entry is kept.
 
-Sections: pure parsers, the pure planner (facts in, actions out), argv builders, and host helpers
-that read the file system and /proc (no Ansible imports; the modules pass a CommandRunner).
+Pure: parsers, the planner (facts in, actions out), the module's result and diff, and argv builders.
+No Ansible imports and no I/O: cni_io.py walks /proc and the file system, runs the commands and removes
+what the plan says; the tests drive this file with plain data.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import errno
 import fnmatch
 import json
-import os
+import posixpath
 import re
 
 NETNS_PREFIX = "cni-"
@@ -43,7 +43,7 @@ DEFAULT_RESTART = ["containerd", "kubelet"]
 # host-local IPAM bookkeeping files: never "stale", they carry no container id
 IPAM_BOOKKEEPING = re.compile(r"^(lock|last_reserved_ip\.\d+)$")
 CONTAINER_ID_RE = re.compile(r"(?<![0-9a-f])([0-9a-f]{64})(?![0-9a-f])")
-_NET_FD_RE = re.compile(r"^net:\[(\d+)\]$")
+NET_FD_RE = re.compile(r"^net:\[(\d+)\]$")  # /proc/<pid>/fd/<n> -> net:[<inode>]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,6 +122,31 @@ def container_id_from_entry(name, content=None):
     return m.group(1) if m else None
 
 
+def netns_ids(rc, text):
+    """``{name: nsid}`` from ``ip netns list`` (rc and output); empty when the command failed."""
+    if rc != 0:
+        return {}
+    return dict((n["name"], n["id"]) for n in parse_ip_netns(text)["netns"])
+
+
+def links(rc, text):
+    """Links from ``ip -j link show`` (rc and output); empty when the command failed or printed no JSON."""
+    try:
+        return parse_ip_link_json(text) if rc == 0 else []
+    except ValueError:
+        return []
+
+
+def sandboxes(rc, out, err):
+    """(ids of every sandbox ``crictl pods -o json`` lists, None) or (None, why they are unknown)."""
+    try:
+        if rc == 0:
+            return [pod["id"] for pod in parse_crictl_pods_json(out) if pod["id"]], None
+        return None, "crictl pods rc %s: %s" % (rc, (err or out or "").strip()[:200])
+    except (ValueError, AttributeError):
+        return None, "crictl pods printed no JSON"
+
+
 # ---------------------------------------------------------------------------------------------
 # planner (pure)
 # ---------------------------------------------------------------------------------------------
@@ -192,7 +217,7 @@ def plan_cleanup(facts, only_stale=True, interfaces=None, min_age=60):
         path, cid = entry["path"], entry.get("container_id")
         if not only_stale:
             remove["paths"].append(path)
-        elif IPAM_BOOKKEEPING.match(entry.get("name") or os.path.basename(path)):
+        elif IPAM_BOOKKEEPING.match(entry.get("name") or posixpath.basename(path)):
             keep("path", path, "IPAM bookkeeping file")
         elif sandboxes is None:
             keep("path", path, "live sandboxes unknown (%s)" % (facts.get("sandboxes_error") or "crictl failed"))
@@ -226,6 +251,30 @@ def plan_is_empty(plan):
     return not any(plan["remove"].values())
 
 
+def plan_diff(facts, plan):
+    """The module's diff: the netns files, state entries and matching links before and after the plan."""
+    before = {"netns": sorted(n["path"] for n in facts["netns"]),
+              "paths": sorted(e["path"] for e in facts["state_entries"]),
+              "links": sorted(k["name"] for k in plan["kept"] if k["kind"] == "link") + plan["remove"]["links"]}
+    after = dict((key, [x for x in before[key] if x not in plan["remove"][key]]) for key in before)
+    return dict(before=before, after=after)
+
+
+def planned_result(plan, restart_services):
+    """The result before anything is removed (also the check-mode result): what would go, what stays, and the
+    services that would be restarted."""
+    would_change = not plan_is_empty(plan)
+    return dict(changed=would_change, removed=plan["remove"], kept=plan["kept"],
+                restarted=list(restart_services) if would_change else [])
+
+
+def removal_failure(errors):
+    """The failure message when some removals failed, or None."""
+    if not errors:
+        return None
+    return "could not remove all stale CNI state: %s" % "; ".join(errors)
+
+
 # ---------------------------------------------------------------------------------------------
 # argv builders
 # ---------------------------------------------------------------------------------------------
@@ -252,151 +301,3 @@ def umount_lazy_argv(umount, path):
 
 def systemctl_restart_argv(systemctl, unit):
     return [systemctl, "restart", unit]
-
-
-# ---------------------------------------------------------------------------------------------
-# host helpers (I/O on the node; no Ansible imports)
-# ---------------------------------------------------------------------------------------------
-
-def _errname(exc):
-    return "%s: %s" % (errno.errorcode.get(exc.errno, exc.errno), exc.strerror)
-
-
-def nsfs_device(proc="/proc"):
-    try:
-        return os.stat(os.path.join(proc, "self", "ns", "net")).st_dev
-    except OSError:
-        return None
-
-
-def unique_dirs(dirs):
-    """Existing directories, each once (/var/run/netns is usually /run/netns)."""
-    seen, result = set(), []
-    for d in dirs or []:
-        real = os.path.realpath(d)
-        if real in seen or not os.path.isdir(d):
-            continue
-        seen.add(real)
-        result.append(d)
-    return result
-
-
-def observe_netns(dirs, now, nsfs_dev, prefix=NETNS_PREFIX):
-    """Stat and open every ``<prefix>*`` file in ``dirs``; never setns, never writes."""
-    found = []
-    for d in unique_dirs(dirs):
-        for name in sorted(os.listdir(d)):
-            if not name.startswith(prefix):
-                continue
-            path = os.path.join(d, name)
-            entry = {"name": name, "path": path, "error": None, "nsfs": None, "inode": None, "age": None}
-            try:
-                st = os.stat(path)
-                fd = os.open(path, os.O_RDONLY)
-                os.close(fd)
-            except OSError as exc:
-                if exc.errno == errno.ENOENT:
-                    continue  # vanished meanwhile
-                entry["error"] = _errname(exc)
-            else:
-                entry["inode"] = st.st_ino
-                entry["nsfs"] = nsfs_dev is not None and st.st_dev == nsfs_dev
-                entry["age"] = max(0, now - st.st_mtime)
-            found.append(entry)
-    return found
-
-
-def observe_live_netns(proc="/proc", nsfs_dev=None):
-    """({inode: [pids]}, unreadable) for every network namespace a process is in or holds open.
-
-    ``unreadable`` lists the pids whose namespace or descriptors could not be read (permission denied);
-    when it is not empty the scan is incomplete and the planner keeps every valid namespace."""
-    live, unreadable = {}, []
-    try:
-        pids = [p for p in os.listdir(proc) if p.isdigit()]
-    except OSError:
-        return live, ["<%s unreadable>" % proc]
-    for pid in pids:
-        try:
-            st = os.stat(os.path.join(proc, pid, "ns", "net"))
-            if nsfs_dev is None or st.st_dev == nsfs_dev:
-                live.setdefault(st.st_ino, []).append(int(pid))
-        except OSError as exc:
-            if exc.errno in (errno.EACCES, errno.EPERM):
-                unreadable.append(int(pid))
-            continue
-        fd_dir = os.path.join(proc, pid, "fd")
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError as exc:
-            if exc.errno in (errno.EACCES, errno.EPERM):
-                unreadable.append(int(pid))
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink(os.path.join(fd_dir, fd))
-            except OSError:
-                continue
-            m = _NET_FD_RE.match(target)
-            if m:
-                holders = live.setdefault(int(m.group(1)), [])
-                if int(pid) not in holders:
-                    holders.append(int(pid))
-    return live, unreadable
-
-
-def observe_state_entries(dirs):
-    """Files in the state dirs (depth 2: /var/lib/cni/networks/<net>/<ip>, /var/lib/cni/results/<f>)."""
-    entries = []
-    for d in unique_dirs(dirs):
-        for root, subdirs, files in os.walk(d):
-            depth = root[len(d):].count(os.sep)
-            if depth >= 1:
-                subdirs[:] = []
-            for name in sorted(files):
-                path = os.path.join(root, name)
-                content = None
-                if not CONTAINER_ID_RE.search(name):
-                    try:
-                        with open(path, "r") as f:
-                            content = f.read(8192)
-                    except (IOError, OSError, UnicodeDecodeError):
-                        content = None
-                entries.append({"path": path, "name": name, "container_id": container_id_from_entry(name, content)})
-    return entries
-
-
-def read_mountpoints(mountinfo="/proc/self/mountinfo"):
-    try:
-        with open(mountinfo, "r") as f:
-            return parse_mountinfo(f.read())
-    except (IOError, OSError):
-        return []
-
-
-def remove_netns_file(path, runner, umount, mountpoints):
-    """Detach the namespace mount (if any) and delete the file, as ``ip netns delete`` does.
-
-    Returns None or an error string."""
-    if path in mountpoints or os.path.realpath(path) in mountpoints:
-        rc, out, err = runner.run(umount_lazy_argv(umount, path), check=False)
-        if rc != 0:
-            return "umount -l failed (rc %s): %s" % (rc, (err or out).strip())
-    try:
-        os.unlink(path)
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            return _errname(exc)
-    return None
-
-
-def remove_state_path(path):
-    try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            os.rmdir(path)
-        else:
-            os.unlink(path)
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            return _errname(exc)
-    return None

@@ -8,7 +8,8 @@ chooses one interface per port (first candidate with carrier), plans the runtime
 connected route) and the persisted file (netplan YAML or NetworkManager keyfile), renders diffs, and plans and
 judges the jumbo-frame ``ping`` to each port's peer.
 
-No Ansible imports and no I/O: the module gathers the state, calls these functions and runs the actions.
+No Ansible imports and no I/O: fabric_io.py reads the host and carries out the actions, fabric_run.py orders the
+steps of a run, and plugins/modules/fabric_ip.py is the glue.
 Every ``argv`` in an action is an ``ip`` argument list without the binary; a peer check's ``argv`` is a ``ping``
 argument list without the binary.
 """
@@ -19,11 +20,13 @@ __metaclass__ = type
 
 import ipaddress
 import json
+import posixpath
 import re
 import uuid
 
-MTU_MIN = 68  # smallest IPv4 MTU (RFC 791); Linux refuses less on an interface with IPv4 addresses
-MTU_MAX = 9216  # largest jumbo frame common to data-centre switches; ConnectX-7 itself accepts up to 9978
+from ansible_collections.dgx_spark.cluster.plugins.module_utils.limits import (
+    interface_name_problem, mtu_problem,
+)
 
 NETPLAN_FILE = "/etc/netplan/40-dgx-spark-fabric.yaml"
 NM_DIR = "/etc/NetworkManager/system-connections"
@@ -33,9 +36,8 @@ FILE_MODE = 0o600
 HEADER = "# Managed by dgx_spark.cluster.fabric_ip (Ansible). Local changes are overwritten."
 _UUID_NAMESPACE = uuid.UUID("6f0e2b5c-4a8d-5d6e-9c3b-8f1a2d7e4b90")  # fixed: keyfile UUIDs stay stable per interface
 
-# Linux netdev names: at most 15 bytes, no '/', ':' or white space.  We also require a leading letter so that the
-# name is a plain YAML key in the netplan file.
-IFNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,14}$")
+# Interface names follow limits.interface_name_problem (the rule preflight applies too).  A name that YAML would
+# read as something other than a string (a number, a boolean, null) is quoted in the netplan file.
 _YAML_SPECIAL = frozenset(["y", "n", "yes", "no", "on", "off", "true", "false", "null"])
 
 
@@ -192,7 +194,7 @@ def find_address_holders(interfaces, ip):
 # --------------------------------------------------------------------------------------------------------------
 
 def _yaml_key(name):
-    return '"%s"' % name if name.lower() in _YAML_SPECIAL else name
+    return '"%s"' % name if name.lower() in _YAML_SPECIAL or not name[:1].isalpha() else name
 
 
 def parse_cidr(text):
@@ -221,9 +223,9 @@ def parse_cidr(text):
 
 
 def validate_mtu(mtu):
-    if not isinstance(mtu, int) or isinstance(mtu, bool) or mtu < MTU_MIN or mtu > MTU_MAX:
-        raise FabricError("mtu %r is outside %d..%d (IPv4 minimum .. largest common jumbo frame)"
-                          % (mtu, MTU_MIN, MTU_MAX))
+    problem = mtu_problem(mtu)
+    if problem:
+        raise FabricError("mtu %s (IPv6 minimum .. largest jumbo frame common to switches)" % problem)
     return mtu
 
 
@@ -244,11 +246,10 @@ def normalize_ports(ports, state="present"):
             candidates = [candidates]
         if not candidates:
             errors.append("%s: candidates must name at least one interface" % label)
-        bad = [c for c in candidates if not isinstance(c, str) or not IFNAME_RE.match(c)]
+        bad = [problem for problem in (interface_name_problem(c) for c in candidates) if problem]
         if bad:
-            errors.append("%s: invalid interface name(s) %s (letters, digits, '_', '.', '-'; at most 15)"
-                          % (label, ", ".join(repr(b) for b in bad)))
-        dups = sorted(set(c for c in candidates if candidates.count(c) > 1))
+            errors.append("%s: invalid interface name(s): %s" % (label, "; ".join(bad)))
+        dups = sorted(set(c for c in candidates if isinstance(c, str) and candidates.count(c) > 1))
         if dups:
             errors.append("%s: candidate(s) listed twice: %s" % (label, ", ".join(dups)))
         try:
@@ -932,3 +933,131 @@ def port_report(selections, interfaces, speeds=None):
                            for c in sel["candidates"]],
         })
     return report
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the run's remaining decisions (the order of the steps is fabric_run.py's, the I/O fabric_io.py's)
+# --------------------------------------------------------------------------------------------------------------
+
+PING_DIRS = ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]  # where ping (iputils) is looked up besides PATH
+
+
+def persist_command(persist):
+    """The command a persist method needs to apply its files: ``netplan``, ``nmcli`` or None (persist=none)."""
+    return {"netplan": "netplan", "networkmanager": "nmcli"}.get(persist)
+
+
+def missing_persist_command_message(persist):
+    return ("persist=%s needs the %s command, which is not installed (searched PATH, /usr/sbin, /sbin); install it, "
+            "choose another persist method, or use persist=none" % (persist, persist_command(persist)))
+
+
+def needs_ping(verify_peers, state, ports):
+    """True when the run will ping a peer (and so needs the ping command before it changes anything)."""
+    return bool(verify_peers and state == "present" and any(port["peer"] for port in ports))
+
+
+def missing_ping_message():
+    return ("verify_peers needs the ping command (iputils-ping), which is not installed (searched PATH, %s); "
+            "install it, or set verify_peers=false" % ", ".join(PING_DIRS))
+
+
+def resolve_mgmt(option, ssh_connection, interfaces):
+    """The ``mgmt_address`` return value (address, source, interfaces holding it) and the warnings about it.
+
+    ``option``: the mgmt_address option; ``ssh_connection``: the value of SSH_CONNECTION (or None).
+    """
+    address, source = option, "option"
+    if not address:
+        address, source = mgmt_from_ssh_connection(ssh_connection), "SSH_CONNECTION"
+    warnings = []
+    if not address:
+        address, source = None, None
+        warnings.append("management address unknown (no mgmt_address, no SSH_CONNECTION): no interface is "
+                        "protected and the apply step is only checked through mgmt_check_host")
+    holders = find_address_holders(interfaces, address) if address else []
+    if address and not holders:
+        warnings.append("management address %s is not on any local interface; nothing to protect" % address)
+    return {"address": address, "source": source, "interfaces": holders}, warnings
+
+
+def mgmt_lost(interfaces, mgmt):
+    """Why the management address counts as lost in ``interfaces`` (parsed ``ip -j addr show``), or None."""
+    if set(find_address_holders(interfaces, mgmt["address"])) & set(mgmt["interfaces"]):
+        return None
+    return "management address %s is no longer on %s" % (mgmt["address"], ", ".join(mgmt["interfaces"]))
+
+
+def no_carrier_warnings(selections, interfaces):
+    """One warning per chosen interface without carrier (only possible with require_carrier=false)."""
+    return ["%s has no carrier; %s configured anyway (require_carrier=false)" % (sel["name"], sel["port"]["address"])
+            for sel in selections if sel["name"] and interfaces[sel["name"]].get("carrier") is False]
+
+
+def has_address(interfaces, ifname, cidr):
+    """True when ``ifname`` holds ``cidr`` ('A.B.C.D/N') in ``interfaces``."""
+    ip, prefix = cidr.split("/")
+    iface = interfaces.get(ifname, {"addrs": []})
+    return "%s/%d" % (ip, int(prefix)) in ["%s/%d" % (a["local"], a["prefixlen"]) for a in iface["addrs"]]
+
+
+def owned_paths(persist, persist_file, nm_dir, nm_listing):
+    """The files the module owns for ``persist``: the netplan file, or the keyfiles named like its own among
+    ``nm_listing`` (the file names in ``nm_dir``)."""
+    if persist == "netplan":
+        return [persist_file]
+    if persist == "networkmanager":
+        return [posixpath.join(nm_dir, name) for name in nm_listing if is_nm_owned(name)]
+    return []
+
+
+def apply_argv(tool, action):
+    """The argument list (with the binary ``tool``) of one apply action from ``apply_actions``."""
+    if action["command"] == "netplan_apply":
+        return [tool, "apply"]
+    if action["command"] == "nm_reload":
+        return [tool, "connection", "reload"]
+    return [tool, "--wait", "60", "connection", "up", "id", action["conn_id"]]
+
+
+def rollback_actions(file_actions):
+    """The file actions that undo ``file_actions``, in the same order: the previous content written back, a file
+    that did not exist removed.  Mode changes are not undone."""
+    restore = []
+    for action in file_actions:
+        if action["kind"] == "file_mode":
+            continue
+        if action["before"] is None:
+            restore.append(make_action("file_remove", "removed new %s" % action["path"],
+                                       path=action["path"], before=action["after"], after=None))
+        else:
+            restore.append(make_action("file_write", "restored previous %s" % action["path"],
+                                       path=action["path"], before=action["after"], after=action["before"]))
+    return restore
+
+
+def restored_files(restore):
+    """``{path: content}`` of the files ``restore`` writes (what the re-apply makes effective)."""
+    return dict((a["path"], a["after"]) for a in restore if a["after"] is not None)
+
+
+def rollback_message(why, file_actions, restore, reapply_error, reachable):
+    """The failure message after a rollback.  ``reapply_error``: why applying the restored files failed, or None."""
+    return ("%s after applying %s; rolled back (%s; applied again%s); management %s. Runtime changes already made "
+            "on fabric interfaces were kept."
+            % (why, ", ".join(a["path"] for a in file_actions),
+               "; ".join(a["text"] for a in restore) or "nothing to restore",
+               "" if reapply_error is None else ", but that failed: %s" % reapply_error,
+               "reachable again" if reachable else "STILL NOT reachable"))
+
+
+def not_converged_message(actions):
+    return "runtime state does not converge; still to do: %s" % "; ".join(a["text"] for a in actions)
+
+
+def persist_file_report(persist, persist_file, desired):
+    """(``persist_file``, ``persist_files``) return values."""
+    persist_files = sorted(desired)
+    if persist == "netplan":
+        return persist_file, persist_files
+    return (persist_files[0] if persist_files else None), persist_files

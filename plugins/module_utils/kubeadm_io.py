@@ -20,7 +20,7 @@ import stat
 import time
 
 from ansible_collections.dgx_spark.cluster.plugins.module_utils.command import CommandRunner, redacted_argv
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import cni
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import cni, cni_io
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import kubeadm as core
 
 
@@ -246,19 +246,19 @@ class Executor(object):
         self.systemctl_run("stop", self.params["runtime_service"], check=False)
         umount = self.runner.binary("umount", extra_paths=["/usr/bin", "/bin"])
         kubelet_dir = core.join_root(self.root, core.PATHS["kubelet_dir"])
-        for mount in core.mounts_under(cni.read_mountpoints(), kubelet_dir):
+        for mount in core.mounts_under(cni_io.read_mountpoints(), kubelet_dir):
             rc, out, err = self.runner.run(core.umount_lazy_argv(umount, mount), check=False, timeout=60)
             if rc != 0:
                 self.warn("umount -l %s failed (rc %s): %s" % (mount, rc, (err or out).strip()))
-        mountpoints = set(cni.read_mountpoints())
+        mountpoints = set(cni_io.read_mountpoints())
         netns_dirs = [core.join_root(self.root, d) for d in cni.DEFAULT_NETNS_DIRS]
-        facts = {"netns": cni.observe_netns(netns_dirs, time.time(), cni.nsfs_device())}
+        facts = {"netns": cni_io.observe_netns(netns_dirs, time.time(), cni_io.nsfs_device())}
         plan = cni.plan_cleanup(facts, only_stale=False, interfaces=[])
         for path in plan["remove"]["netns"]:
-            error = cni.remove_netns_file(path, self.runner, umount, mountpoints)
+            error = cni_io.remove_netns_file(path, self.runner, umount, mountpoints)
             if error:
                 self.warn("cannot remove %s: %s" % (path, error))
-        mountpoints = set(cni.read_mountpoints())
+        mountpoints = set(cni_io.read_mountpoints())
         paths = core.fallback_paths(self.root, role)
         skipped = []
         for directory in paths["contents"]:

@@ -146,119 +146,39 @@ restarted:
   sample: [containerd, kubelet]
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import cni, cni_io
 from ansible_collections.dgx_spark.cluster.plugins.module_utils.command import CommandRunner
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import cni
 
-
-def gather(module, runner):
-    """Observe (reads and read-only commands only)."""
-    p = module.params
-    nsfs_dev = cni.nsfs_device()
-    facts = {"netns": cni.observe_netns(p["netns_dir"], time.time(), nsfs_dev)}
-    facts["live"], facts["unreadable"] = cni.observe_live_netns(nsfs_dev=nsfs_dev)
-    facts["live_complete"] = not facts["unreadable"]
-    ip = runner.binary("ip")
-    rc, out, _err = runner.run(cni.ip_netns_list_argv(ip), check=False)
-    facts["netns_ids"] = dict((n["name"], n["id"]) for n in cni.parse_ip_netns(out)["netns"]) if rc == 0 else {}
-    rc, out, _err = runner.run(cni.ip_link_show_argv(ip), check=False)
-    try:
-        facts["links"] = cni.parse_ip_link_json(out) if rc == 0 else []
-    except ValueError:
-        facts["links"] = []
-    crictl = runner.binary("crictl", required=False, extra_paths=["/usr/bin", "/usr/local/bin"])
-    facts["sandboxes"], facts["sandboxes_error"] = None, "crictl not found"
-    if crictl:
-        rc, out, err = runner.run(cni.crictl_pods_argv(crictl, p["cri_socket"]), check=False, timeout=30)
-        try:
-            if rc == 0:
-                facts["sandboxes"] = [pod["id"] for pod in cni.parse_crictl_pods_json(out) if pod["id"]]
-            else:
-                facts["sandboxes_error"] = "crictl pods rc %s: %s" % (rc, (err or out or "").strip()[:200])
-        except (ValueError, AttributeError):
-            facts["sandboxes_error"] = "crictl pods printed no JSON"
-    facts["state_entries"] = cni.observe_state_entries(p["state_dirs"])
-    return facts
-
-
-def apply(module, runner, plan):
-    """Remove what the plan says; returns (removed, errors)."""
-    removed = {"netns": [], "paths": [], "links": []}
-    errors = []
-    ip = runner.binary("ip")
-    for name in plan["remove"]["links"]:
-        rc, out, err = runner.run(cni.ip_link_delete_argv(ip, name), check=False)
-        if rc == 0:
-            removed["links"].append(name)
-        else:  # a veth goes with its namespace; tunl0 cannot be deleted while the ipip module is loaded
-            module.warn("ip link delete %s failed (rc %s): %s" % (name, rc, (err or out).strip()))
-    umount = runner.binary("umount", extra_paths=["/usr/bin", "/bin"])
-    mountpoints = set(cni.read_mountpoints())
-    for path in plan["remove"]["netns"]:
-        error = cni.remove_netns_file(path, runner, umount, mountpoints)
-        if error:
-            errors.append("%s: %s" % (path, error))
-        else:
-            removed["netns"].append(path)
-    for path in plan["remove"]["paths"]:
-        error = cni.remove_state_path(path)
-        if error:
-            errors.append("%s: %s" % (path, error))
-        else:
-            removed["paths"].append(path)
-    return removed, errors
-
-
-def run_module(module):
-    p = module.params
-    runner = CommandRunner(module)
-    facts = gather(module, runner)
-    plan = cni.plan_cleanup(facts, only_stale=p["only_stale"], interfaces=p["interfaces"], min_age=p["min_age"])
-    would_change = not cni.plan_is_empty(plan)
-    result = dict(changed=would_change, removed=plan["remove"], kept=plan["kept"],
-                  restarted=list(p["restart_services"]) if would_change else [])
-    if module._diff:
-        before = {"netns": sorted(n["path"] for n in facts["netns"]),
-                  "paths": sorted(e["path"] for e in facts["state_entries"]),
-                  "links": sorted(k["name"] for k in plan["kept"] if k["kind"] == "link") + plan["remove"]["links"]}
-        after = dict((key, [x for x in before[key] if x not in plan["remove"][key]]) for key in before)
-        result["diff"] = dict(before=before, after=after)
-    if module.check_mode or not would_change:
-        module.exit_json(**result)
-    removed, errors = apply(module, runner, plan)
-    result["removed"] = removed
-    result["changed"] = any(removed.values())
-    result["restarted"] = []
-    if errors:
-        module.fail_json(msg="could not remove all stale CNI state: %s" % "; ".join(errors), **result)
-    if result["changed"]:
-        systemctl = runner.binary("systemctl")
-        for unit in p["restart_services"]:
-            runner.run(cni.systemctl_restart_argv(systemctl, unit), timeout=180,
-                       msg="restarting %s after the CNI cleanup failed" % unit)
-            result["restarted"].append(unit)
-    module.exit_json(**result)
-
-
-def build_module():
-    return AnsibleModule(
-        argument_spec=dict(
-            netns_dir=dict(type="list", elements="path", default=list(cni.DEFAULT_NETNS_DIRS)),
-            state_dirs=dict(type="list", elements="path", default=list(cni.DEFAULT_STATE_DIRS)),
-            interfaces=dict(type="list", elements="str", default=list(cni.DEFAULT_INTERFACES)),
-            only_stale=dict(type="bool", default=True),
-            min_age=dict(type="int", default=60),
-            cri_socket=dict(type="str", default="unix:///run/containerd/containerd.sock"),
-            restart_services=dict(type="list", elements="str", default=list(cni.DEFAULT_RESTART)),
-        ),
-        supports_check_mode=True,
-    )
+ARGUMENT_SPEC = dict(
+    netns_dir=dict(type="list", elements="path", default=list(cni.DEFAULT_NETNS_DIRS)),
+    state_dirs=dict(type="list", elements="path", default=list(cni.DEFAULT_STATE_DIRS)),
+    interfaces=dict(type="list", elements="str", default=list(cni.DEFAULT_INTERFACES)),
+    only_stale=dict(type="bool", default=True),
+    min_age=dict(type="int", default=60),
+    cri_socket=dict(type="str", default="unix:///run/containerd/containerd.sock"),
+    restart_services=dict(type="list", elements="str", default=list(cni.DEFAULT_RESTART)),
+)
 
 
 def main():
-    run_module(build_module())
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    p = module.params
+    runner = CommandRunner(module)
+    facts = cni_io.gather_facts(runner, p["netns_dir"], p["state_dirs"], p["cri_socket"])
+    plan = cni.plan_cleanup(facts, only_stale=p["only_stale"], interfaces=p["interfaces"], min_age=p["min_age"])
+    result = cni.planned_result(plan, p["restart_services"])
+    if module._diff:
+        result["diff"] = cni.plan_diff(facts, plan)
+    if module.check_mode or not result["changed"]:
+        module.exit_json(**result)
+    removed, errors = cni_io.remove_planned(runner, plan, module.warn)
+    result.update(removed=removed, changed=any(removed.values()), restarted=[])
+    if errors:
+        module.fail_json(msg=cni.removal_failure(errors), **result)
+    if result["changed"]:
+        result["restarted"] = cni_io.restart_services(runner, p["restart_services"])
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,9 @@
-"""cni core: parsers on real captures (ip netns from k3s/rke2 issues and our own lab capture, crictl pods -o json,
-ip -j link show), the planner's table, and the host helpers on temporary directories.
-
-test_real_namespaces_* build real network namespaces with unshare (root only, skipped elsewhere): one with a
-process in it, one without, and a plain file, and check that observation plus planning keeps the live one.
+"""cni core (pure): parsers on real captures (ip netns from k3s/rke2 issues and our own lab capture, crictl pods
+-o json, ip -j link show), and the planner, the result and the diff on plain data.  The I/O layer (cni_io) has its
+own tests in test_cni_io.py.
 """
 
-import errno
 import os
-import shutil
-import subprocess
-import time
 
 import pytest
 
@@ -237,184 +231,55 @@ def test_argv_builders():
 
 
 # ---------------------------------------------------------------------------------------------
-# host helpers on temporary directories
+# command results, the module's result and diff (plain data)
 # ---------------------------------------------------------------------------------------------
 
-def test_observe_netns_plain_files(tmp_path):
-    d = tmp_path / "netns"
-    d.mkdir()
-    (d / "cni-old").write_text("")
-    (d / "cni-new").write_text("")
-    (d / "other-ns").write_text("")
-    old = time.time() - 3600
-    os.utime(str(d / "cni-old"), (old, old))
-    found = cni.observe_netns([str(d), str(d) + "/", str(tmp_path / "missing")], time.time(), nsfs_dev=-1)
-    assert [f["name"] for f in found] == ["cni-new", "cni-old"]  # other-ns ignored, dir read once
-    assert all(f["nsfs"] is False and f["error"] is None for f in found)
-    assert found[1]["age"] > 3000 and found[0]["age"] < 60
+def test_netns_ids_from_ip_netns_list():
+    text = load("ip-netns", "lab-cni-live-stale-broken.ip-netns.txt")
+    ids = cni.netns_ids(0, text)
+    assert ids == dict((n["name"], n["id"]) for n in cni.parse_ip_netns(text)["netns"]) and ids
+    assert cni.netns_ids(1, text) == {}
 
 
-def test_observe_netns_reports_eio(tmp_path, monkeypatch):
-    d = tmp_path / "netns"
-    d.mkdir()
-    (d / "cni-eio").write_text("")
-    real_stat = os.stat
-
-    def fake_stat(path, *args, **kwargs):
-        if str(path).endswith("cni-eio"):
-            raise OSError(errno.EIO, "Input/output error")
-        return real_stat(path, *args, **kwargs)
-
-    monkeypatch.setattr(cni.os, "stat", fake_stat)
-    found = cni.observe_netns([str(d)], time.time(), nsfs_dev=-1)
-    assert found[0]["error"] == "EIO: Input/output error"
-    assert cni.plan_cleanup({"netns": found, "live": {}})["remove"]["netns"] == [str(d / "cni-eio")]
+def test_links_from_ip_link_show():
+    text = load("ip-netns", "lab-cni-live-stale-broken.link.json")
+    assert cni.links(0, text) == cni.parse_ip_link_json(text)
+    assert cni.links(1, text) == []
+    assert cni.links(0, "not json") == []
 
 
-def test_observe_live_netns_fake_proc(tmp_path):
-    proc = tmp_path / "proc"
-    for pid, target in (("1", "net:[111]"), ("42", "net:[222]")):
-        (proc / pid / "ns").mkdir(parents=True)
-        (proc / pid / "fd").mkdir()
-        (proc / pid / "ns" / "net").write_text("")
-        os.symlink(target, str(proc / pid / "fd" / "3"))
-        os.symlink("/dev/null", str(proc / pid / "fd" / "0"))
-    (proc / "self").mkdir()
-    live, unreadable = cni.observe_live_netns(str(proc), nsfs_dev=None)
-    assert unreadable == []
-    assert live[222] == [42] and live[111] == [1]
-    assert len(live) == 4  # two fd targets + the two ns/net files' own inodes
+def test_sandboxes_from_crictl_pods():
+    ids, error = cni.sandboxes(0, load("crictl", "pods-json-ready-and-notready.txt"), "")
+    assert LIVE_ID in ids and NOTREADY_ID in ids and error is None
+    assert cni.sandboxes(1, "", "connect: connection refused\n") == (
+        None, "crictl pods rc 1: connect: connection refused")
+    assert cni.sandboxes(124, "", "") == (None, "crictl pods rc 124: ")
+    assert cni.sandboxes(0, "[1, 2]", "") == (None, "crictl pods printed no JSON")
+    assert cni.sandboxes(0, "garbage", "") == (None, "crictl pods printed no JSON")
 
 
-def test_observe_live_netns_permission_denied(tmp_path, monkeypatch):
-    proc = tmp_path / "proc"
-    (proc / "7" / "ns").mkdir(parents=True)
-    real_stat = os.stat
-
-    def fake_stat(path, *args, **kwargs):
-        if "/7/ns/net" in str(path):
-            raise OSError(errno.EACCES, "Permission denied")
-        return real_stat(path, *args, **kwargs)
-
-    monkeypatch.setattr(cni.os, "stat", fake_stat)
-    live, unreadable = cni.observe_live_netns(str(proc))
-    assert unreadable == [7] and live == {}
-
-
-def test_observe_state_entries(tmp_path):
-    networks = tmp_path / "networks" / "k8s-pod-network"
-    networks.mkdir(parents=True)
-    (networks / "10.244.1.7").write_text("%s\r\neth0" % DEAD_ID)
-    (networks / "lock").write_text("")
-    (networks / "deeper").mkdir()
-    (networks / "deeper" / "ignored").write_text(DEAD_ID)
-    results = tmp_path / "results"
-    results.mkdir()
-    (results / ("k8s-pod-network-%s-eth0" % LIVE_ID)).write_text("{}")
-    entries = cni.observe_state_entries([str(tmp_path / "networks"), str(results), str(tmp_path / "missing")])
-    by_name = dict((e["name"], e["container_id"]) for e in entries)
-    assert by_name == {"10.244.1.7": DEAD_ID, "lock": None, "k8s-pod-network-%s-eth0" % LIVE_ID: LIVE_ID}
+def test_planned_result_and_diff():
+    facts = lab_facts()
+    plan = cni.plan_cleanup(facts)
+    result = cni.planned_result(plan, ["containerd", "kubelet"])
+    assert result == {"changed": True, "removed": plan["remove"], "kept": plan["kept"],
+                      "restarted": ["containerd", "kubelet"]}
+    diff = cni.plan_diff(facts, plan)
+    assert diff["before"]["netns"] == sorted("/run/netns/" + n for n in (LAB_BROKEN, LAB_STALE, LAB_LIVE))
+    assert diff["after"]["netns"] == ["/run/netns/" + LAB_LIVE]
+    assert diff["before"]["links"] == sorted(kept_names(plan, "link")) + ["cali2222bbbbbbb"]
+    assert "cali2222bbbbbbb" not in diff["after"]["links"]
+    assert diff["after"]["paths"] == [e["path"] for e in sorted(facts["state_entries"], key=lambda e: e["path"])
+                                      if e["path"] not in plan["remove"]["paths"]]
 
 
-class FakeRunner(object):
-    def __init__(self, rc=0):
-        self.calls = []
-        self.rc = rc
-
-    def run(self, argv, check=True, timeout=None, data=None, msg=None):
-        self.calls.append(argv)
-        return self.rc, "", "" if self.rc == 0 else "umount: not mounted"
+def test_planned_result_nothing_to_do_restarts_nothing():
+    plan = cni.plan_cleanup({"netns": [], "live": {}})
+    assert cni.planned_result(plan, ["containerd"]) == {
+        "changed": False, "removed": {"netns": [], "paths": [], "links": []}, "kept": [], "restarted": []}
 
 
-def test_remove_netns_file(tmp_path):
-    path = tmp_path / "cni-x"
-    path.write_text("")
-    runner = FakeRunner()
-    assert cni.remove_netns_file(str(path), runner, "umount", {str(path)}) is None
-    assert runner.calls == [["umount", "-l", str(path)]]
-    assert not path.exists()
-    path.write_text("")
-    runner = FakeRunner()
-    assert cni.remove_netns_file(str(path), runner, "umount", set()) is None
-    assert runner.calls == [] and not path.exists()
-    assert cni.remove_netns_file(str(path), runner, "umount", set()) is None  # already gone
-    path.write_text("")
-    failing = FakeRunner(rc=32)
-    assert "umount -l failed (rc 32)" in cni.remove_netns_file(str(path), failing, "umount", {str(path)})
-    assert path.exists()
-
-
-def test_remove_state_path(tmp_path):
-    f = tmp_path / "entry"
-    f.write_text("x")
-    assert cni.remove_state_path(str(f)) is None and not f.exists()
-    assert cni.remove_state_path(str(f)) is None
-
-
-# ---------------------------------------------------------------------------------------------
-# real namespaces (root only)
-# ---------------------------------------------------------------------------------------------
-
-def _can_make_namespaces():
-    return os.geteuid() == 0 and shutil.which("unshare") and shutil.which("mount") and shutil.which("umount")
-
-
-@pytest.fixture
-def real_namespaces(tmp_path):
-    if not _can_make_namespaces():
-        pytest.skip("needs root, unshare and mount")
-    d = tmp_path / "netns"
-    d.mkdir()
-    mounted = []
-    procs = []
-
-    def sh(*argv):
-        return subprocess.run(list(argv), capture_output=True, text=True, check=False)
-
-    if sh("mount", "--bind", str(d), str(d)).returncode != 0:
-        pytest.skip("cannot bind-mount here")
-    mounted.append(str(d))
-    try:
-        if sh("mount", "--make-private", str(d)).returncode != 0:
-            pytest.skip("cannot make the mount private")
-        for name in ("cni-live", "cni-stale", "cni-broken"):
-            (d / name).write_text("")
-        if sh("unshare", "--net=%s" % (d / "cni-stale"), "true").returncode != 0:
-            pytest.skip("unshare --net=FILE not permitted")
-        mounted.insert(0, str(d / "cni-stale"))
-        proc = subprocess.Popen(["unshare", "--net=%s" % (d / "cni-live"), "sleep", "60"])
-        procs.append(proc)
-        mounted.insert(0, str(d / "cni-live"))
-        deadline = time.time() + 10
-        while time.time() < deadline and os.stat(str(d / "cni-live")).st_dev != cni.nsfs_device():
-            time.sleep(0.1)
-        yield d
-    finally:
-        for proc in procs:
-            proc.kill()  # our own child, by its pid
-            proc.wait()
-        for path in mounted:
-            sh("umount", "-l", path)
-
-
-def test_real_namespaces_observed_and_planned(real_namespaces):
-    d = str(real_namespaces)
-    nsfs_dev = cni.nsfs_device()
-    found = dict((f["name"], f) for f in cni.observe_netns([d], time.time(), nsfs_dev))
-    assert found["cni-live"]["nsfs"] is True and found["cni-stale"]["nsfs"] is True
-    assert found["cni-broken"]["nsfs"] is False
-    live, unreadable = cni.observe_live_netns(nsfs_dev=nsfs_dev)
-    assert found["cni-live"]["inode"] in live
-    assert found["cni-stale"]["inode"] not in live
-    facts = {"netns": list(found.values()), "live": live, "live_complete": not unreadable, "unreadable": unreadable}
-    plan = cni.plan_cleanup(facts, min_age=0)
-    assert kept_names(plan, "netns")[0] == os.path.join(d, "cni-live")
-    if unreadable:  # e.g. a sandboxed build machine whose pid 1 cannot be inspected: only the broken file goes
-        assert plan["remove"]["netns"] == [os.path.join(d, "cni-broken")]
-    # with a complete scan (our namespaces hold no unreadable process): the stale namespace goes too
-    facts["live_complete"] = True
-    plan = cni.plan_cleanup(facts, min_age=0)
-    assert sorted(plan["remove"]["netns"]) == [os.path.join(d, "cni-broken"), os.path.join(d, "cni-stale")]
-    assert kept_names(plan, "netns") == [os.path.join(d, "cni-live")]
-    # and nothing is judged unused while young
-    assert cni.plan_cleanup(facts, min_age=3600)["remove"]["netns"] == []
+def test_removal_failure():
+    assert cni.removal_failure([]) is None
+    assert cni.removal_failure(["/run/netns/cni-x: EBUSY", "/var/lib/cni/y: EACCES"]) == (
+        "could not remove all stale CNI state: /run/netns/cni-x: EBUSY; /var/lib/cni/y: EACCES")

@@ -182,13 +182,13 @@ def test_all_port_errors_reported_at_once():
     assert "ports[0]" in str(err.value) and "ports[1]" in str(err.value)
 
 
-@pytest.mark.parametrize("mtu", [67, 9217, 65535, 0, -1, True, "9000"])
+@pytest.mark.parametrize("mtu", [67, 68, 1279, 9217, 65535, 0, -1, True, "9000"])
 def test_bad_mtu(mtu):
-    with pytest.raises(FabricError, match="outside 68..9216"):
+    with pytest.raises(FabricError, match="outside 1280..9216"):
         fabric.validate_mtu(mtu)
 
 
-@pytest.mark.parametrize("mtu", [68, 1500, 9000, 9216])
+@pytest.mark.parametrize("mtu", [1280, 1500, 9000, 9216])
 def test_good_mtu(mtu):
     assert fabric.validate_mtu(mtu) == mtu
 
@@ -871,3 +871,136 @@ def test_peer_failure_message_one_and_several():
         "+1 errors, 100% packet loss (ping: local error: message too long, mtu=1500); enP2p1s0f1np1 -> 10.10.11.2 "
         "(MTU 9000): 1 packets transmitted, 0 received, 100% packet loss; check the cable, and the peer's address "
         "and MTU on each of those halves")
+
+
+# ---- interface names and MTU follow limits.py (one rule for preflight and the module) ---------------------------
+
+@pytest.mark.parametrize("name, message", [
+    ("eth0;reboot", "is not a Linux interface name"),
+    ("$(id)", "is not a Linux interface name"),
+    ("-eth0", "is not a Linux interface name"),
+    ("enp1s0f1np1np1np1", "17 characters long"),
+])
+def test_interface_names_refused_through_limits(name, message):
+    with pytest.raises(FabricError, match=r"ports\[0\]: invalid interface name\(s\): .*" + message):
+        fabric.normalize_ports([{"candidates": [name], "address": "10.10.10.1/24"}])
+
+
+def test_interface_name_starting_with_a_digit_is_accepted_and_quoted_in_netplan():
+    port = fabric.normalize_ports([{"candidates": ["0eth"], "address": "10.10.10.1/24"}])[0]
+    assert port["candidates"] == ["0eth"]
+    text = fabric.render_netplan([("0eth", "10.10.10.1/24"), ("1e3", "10.10.11.1/24")], 9000)
+    assert '    "0eth":' in text and '    "1e3":' in text
+    assert sorted(yaml.safe_load(text)["network"]["ethernets"]) == ["0eth", "1e3"]
+
+
+# ---- the run's decisions ---------------------------------------------------------------------------------------
+
+NM = "/etc/NetworkManager/system-connections"
+
+
+def test_persist_command_and_messages():
+    assert [fabric.persist_command(p) for p in ("netplan", "networkmanager", "none")] == ["netplan", "nmcli", None]
+    assert fabric.missing_persist_command_message("networkmanager").startswith(
+        "persist=networkmanager needs the nmcli command, which is not installed")
+    assert "/usr/bin, /bin, /usr/sbin, /sbin" in fabric.missing_ping_message()
+
+
+def test_needs_ping():
+    with_peer = fabric.normalize_ports([{"candidates": [F1], "address": "10.10.10.1/24", "peer": "10.10.10.2"}])
+    without = two_ports()
+    assert fabric.needs_ping(True, "present", with_peer) is True
+    assert fabric.needs_ping(False, "present", with_peer) is False
+    assert fabric.needs_ping(True, "absent", with_peer) is False
+    assert fabric.needs_ping(True, "present", without) is False
+
+
+def test_resolve_mgmt_option_ssh_connection_and_unknown():
+    interfaces, dummy = capture("configured")
+    mgmt, warnings = fabric.resolve_mgmt("192.168.86.38", "192.168.86.10 5000 10.9.9.9 22", interfaces)
+    assert mgmt == {"address": "192.168.86.38", "source": "option", "interfaces": [MGMT]} and warnings == []
+    mgmt, warnings = fabric.resolve_mgmt(None, "192.168.86.10 5000 192.168.86.38 22", interfaces)
+    assert mgmt == {"address": "192.168.86.38", "source": "SSH_CONNECTION", "interfaces": [MGMT]}
+    mgmt, warnings = fabric.resolve_mgmt(None, None, interfaces)
+    assert mgmt == {"address": None, "source": None, "interfaces": []}
+    assert warnings == ["management address unknown (no mgmt_address, no SSH_CONNECTION): no interface is "
+                        "protected and the apply step is only checked through mgmt_check_host"]
+    mgmt, warnings = fabric.resolve_mgmt("192.0.2.7", None, interfaces)
+    assert mgmt["interfaces"] == [] and warnings == [
+        "management address 192.0.2.7 is not on any local interface; nothing to protect"]
+
+
+def test_mgmt_lost():
+    interfaces, dummy = capture("configured")
+    mgmt = {"address": "192.168.86.38", "source": "option", "interfaces": [MGMT]}
+    assert fabric.mgmt_lost(interfaces, mgmt) is None
+    assert fabric.mgmt_lost({}, mgmt) == "management address 192.168.86.38 is no longer on enP7s7"
+
+
+def test_no_carrier_warnings():
+    interfaces, dummy = capture("no-carrier")
+    selections, dummy = fabric.choose_interfaces(two_ports(), interfaces, (MGMT,), require_carrier=False)
+    assert fabric.no_carrier_warnings(selections, interfaces) == [
+        "%s has no carrier; %s configured anyway (require_carrier=false)" % (sel["name"], sel["port"]["address"])
+        for sel in selections]
+    interfaces, dummy = capture("configured")
+    selections, dummy = fabric.choose_interfaces(two_ports(), interfaces, (MGMT,))
+    assert fabric.no_carrier_warnings(selections, interfaces) == []
+
+
+def test_has_address():
+    interfaces, dummy = capture("configured")
+    assert fabric.has_address(interfaces, F1, "10.10.10.1/24") is True
+    assert fabric.has_address(interfaces, F1, "10.10.10.1/16") is False
+    assert fabric.has_address(interfaces, "missing0", "10.10.10.1/24") is False
+
+
+def test_owned_paths():
+    assert fabric.owned_paths("netplan", "/etc/netplan/x.yaml", NM, []) == ["/etc/netplan/x.yaml"]
+    listing = ["dgx-spark-fabric-%s.nmconnection" % F1, "other.nmconnection", "dgx-spark-fabric-x.txt"]
+    assert fabric.owned_paths("networkmanager", "/ignored", NM, listing) == [
+        NM + "/dgx-spark-fabric-%s.nmconnection" % F1]
+    assert fabric.owned_paths("networkmanager", "/ignored", NM + "/", listing[:1]) == [
+        NM + "/dgx-spark-fabric-%s.nmconnection" % F1]
+    assert fabric.owned_paths("none", "/etc/netplan/x.yaml", NM, listing) == []
+
+
+def test_apply_argv():
+    assert fabric.apply_argv("/usr/sbin/netplan", {"command": "netplan_apply"}) == ["/usr/sbin/netplan", "apply"]
+    assert fabric.apply_argv("nmcli", {"command": "nm_reload"}) == ["nmcli", "connection", "reload"]
+    assert fabric.apply_argv("nmcli", {"command": "nm_up", "conn_id": "dgx-spark-fabric-x"}) == [
+        "nmcli", "--wait", "60", "connection", "up", "id", "dgx-spark-fabric-x"]
+
+
+def test_rollback_actions_and_message():
+    current = {"/a": ("old a\n", 0o100600), "/c": ("same\n", 0o100644)}
+    file_actions = fabric.plan_files({"/a": "new a\n", "/b": "new b\n"}, current)
+    file_actions.append(fabric.make_action("file_mode", "set mode", path="/m", before="x", after="x"))
+    restore = fabric.rollback_actions(file_actions)
+    assert [(a["kind"], a["text"], a["path"], a["before"], a["after"]) for a in restore] == [
+        ("file_write", "restored previous /a", "/a", "new a\n", "old a\n"),
+        ("file_remove", "removed new /b", "/b", "new b\n", None),
+        ("file_write", "restored previous /c", "/c", None, "same\n"),
+    ]
+    assert fabric.restored_files(restore) == {"/a": "old a\n", "/c": "same\n"}
+    assert fabric.rollback_message("x is gone", file_actions[:1], restore[:1], None, True) == (
+        "x is gone after applying /a; rolled back (restored previous /a; applied again); management reachable "
+        "again. Runtime changes already made on fabric interfaces were kept.")
+    assert fabric.rollback_message("x is gone", file_actions[:1], [], "netplan apply failed (rc 1): no", False) == (
+        "x is gone after applying /a; rolled back (nothing to restore; applied again, but that failed: netplan "
+        "apply failed (rc 1): no); management STILL NOT reachable. Runtime changes already made on fabric "
+        "interfaces were kept.")
+
+
+def test_not_converged_message():
+    actions = [fabric.make_action("addr_add", "add 10.10.10.1/24 to x"), fabric.make_action("link", "bring up x")]
+    assert fabric.not_converged_message(actions) == (
+        "runtime state does not converge; still to do: add 10.10.10.1/24 to x; bring up x")
+
+
+def test_persist_file_report():
+    desired = {NM + "/b.nmconnection": "", NM + "/a.nmconnection": ""}
+    assert fabric.persist_file_report("netplan", "/etc/netplan/f.yaml", {}) == ("/etc/netplan/f.yaml", [])
+    assert fabric.persist_file_report("networkmanager", "/etc/netplan/f.yaml", desired) == (
+        NM + "/a.nmconnection", [NM + "/a.nmconnection", NM + "/b.nmconnection"])
+    assert fabric.persist_file_report("none", "/etc/netplan/f.yaml", {}) == (None, [])

@@ -91,11 +91,11 @@ def run(args, monkeypatch, tmp_path, respond=None, check_mode=False, diff=False,
                         lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name)
     monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
     netns_dir = args["netns_dir"][0]
-    monkeypatch.setattr(cni_cleanup.cni, "nsfs_device", lambda *a: os.stat(netns_dir).st_dev)
+    monkeypatch.setattr(cni_cleanup.cni_io, "nsfs_device", lambda *a: os.stat(netns_dir).st_dev)
     live_inode = os.stat(os.path.join(netns_dir, live_name)).st_ino if os.path.exists(
         os.path.join(netns_dir, live_name)) else -1
-    monkeypatch.setattr(cni_cleanup.cni, "observe_live_netns", lambda **kw: ({live_inode: [4242]}, []))
-    monkeypatch.setattr(cni_cleanup.cni, "read_mountpoints", lambda *a: [])
+    monkeypatch.setattr(cni_cleanup.cni_io, "observe_live_netns", lambda **kw: ({live_inode: [4242]}, []))
+    monkeypatch.setattr(cni_cleanup.cni_io, "read_mountpoints", lambda *a: [])
     with patch_module_args(args):
         with pytest.raises((ExitJson, FailJson)) as caught:
             cni_cleanup.main()
@@ -114,7 +114,7 @@ def test_check_mode_reports_exactly_what_would_go(tmp_path, monkeypatch):
     dirs = build(tmp_path)
     removed_calls = []
     for name in ("unlink", "remove", "rmdir"):
-        monkeypatch.setattr(cni_cleanup.cni.os, name, lambda *a, **k: removed_calls.append(a))
+        monkeypatch.setattr(cni_cleanup.cni_io.os, name, lambda *a, **k: removed_calls.append(a))
     result, calls, w = run(dirs, monkeypatch, tmp_path, check_mode=True)
     netns = dirs["netns_dir"][0]
     results = dirs["state_dirs"][1]
@@ -230,7 +230,7 @@ def test_link_delete_failure_is_a_warning(tmp_path, monkeypatch):
 
 def test_netns_removal_failure_fails_with_details(tmp_path, monkeypatch):
     dirs = build(tmp_path)
-    monkeypatch.setattr(cni_cleanup.cni, "remove_netns_file", lambda *a: "EBUSY: Device or resource busy")
+    monkeypatch.setattr(cni_cleanup.cni_io, "remove_netns_file", lambda *a: "EBUSY: Device or resource busy")
     result, calls, w = run(dirs, monkeypatch, tmp_path)
     assert result["failed"] is True
     assert result["msg"].startswith("could not remove all stale CNI state: ")

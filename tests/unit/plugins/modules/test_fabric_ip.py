@@ -28,7 +28,7 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import fabric
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import fabric, fabric_io
 from ansible_collections.dgx_spark.cluster.plugins.modules import fabric_ip
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
@@ -238,7 +238,7 @@ def host_factory(monkeypatch):
                             lambda self, name, required=False, opt_dirs=None: host.get_bin_path(name, required))
         for name in ("read_file", "list_dir", "write_file", "remove_file", "chmod_file", "read_speed", "sleep",
                      "tcp_answers"):
-            monkeypatch.setattr(fabric_ip, name, getattr(host, name))
+            monkeypatch.setattr(fabric_io, name, getattr(host, name))
         return host
     return make
 
@@ -559,8 +559,8 @@ def test_apply_blip_is_ridden_through(host_factory):
                             {"candidates": [F1, P2F1], "address": "10.10.11.1/24"}]), "ports overlap"),
     (dict(BASE_ARGS, ports=[{"candidates": ["enp9s0f0np0"], "address": "10.10.10.1/24"}]),
      "none of the candidates exist: enp9s0f0np0"),
-    (dict(BASE_ARGS, mtu=9217), "outside 68..9216"),
-    (dict(BASE_ARGS, mtu=67), "outside 68..9216"),
+    (dict(BASE_ARGS, mtu=9217), "outside 1280..9216"),
+    (dict(BASE_ARGS, mtu=1279), "outside 1280..9216"),
     (dict(BASE_ARGS, mgmt_address="10.10.11.9"), "contains the management address"),
 ])
 def test_bad_input_changes_nothing(host_factory, args, message):

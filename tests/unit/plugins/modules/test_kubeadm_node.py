@@ -298,9 +298,9 @@ def test_forced_reset_never_crosses_a_mount_point(tmp_path, monkeypatch):
     root = joined_worker(tmp_path)
     volume = root + "/var/lib/kubelet/pods/u1/volumes/kubernetes.io~csi/pvc-1/mount"
     write(volume + "/precious", "user data")
-    real_read = kubeadm_io.cni.read_mountpoints
+    real_read = kubeadm_io.cni_io.read_mountpoints
     # the lazy unmount "failed": the volume is still mounted when the state is removed
-    monkeypatch.setattr(kubeadm_io.cni, "read_mountpoints", lambda *a: real_read(*a) + [volume])
+    monkeypatch.setattr(kubeadm_io.cni_io, "read_mountpoints", lambda *a: real_read(*a) + [volume])
     result, calls, warnings, k = run(dict(WORKER, root=root, api_node=None, state="reset"),
                                      respond=responder(reset_rc=124), monkeypatch=monkeypatch)
     assert result["fallback_used"] is True
