@@ -5,11 +5,14 @@
 
 - ``parse_size`` / ``check_sizes``: byte sizes as nccl-tests takes them (``64M``, ``1G``) and the
   memory-safety rule (a 16 GiB test freezes a DGX Spark: GPU and CPU share its 128 GB of memory).
-- ``merge_env`` / ``forwarded_names`` / ``build_mpirun_argv``: the launch. Every variable is set in
-  mpirun's own environment and forwarded by name (``-x NAME``), so no value is ever on a command line.
+- ``merge_env`` / ``plan_env`` / ``forwarded_names`` / ``build_mpirun_argv``: the launch. Variables common
+  to every rank are set in mpirun's own environment and forwarded by name (``-x NAME``), so their values are
+  never on a command line. Variables that belong to one node (``host_env``: its RoCE v2 GID index, HCA and
+  netdev names) go by value in that node's own OpenMPI app context (``-x NAME=value``, one app context per
+  host, ``:``-separated), so every rank gets its own node's value.
 - ``parse_output``: the nccl-tests text output (current format with ``#wrong``, ``N/A`` when validation
   is off, the legacy format with an ``error`` column, NCCL banner and ``NCCL WARN`` lines, mpirun
-  ``--tag-output`` prefixes, the lab stand-in's ``# standin-rank`` lines).
+  ``--tag-output`` prefixes).
 - ``judge`` / ``summary_lines``: pass or fail, with a message naming the failing criterion and its value.
 """
 
@@ -138,6 +141,11 @@ def _env_value(value):
     return str(value)
 
 
+def _check_name(name, where=None):
+    if not _ENV_NAME.match(name):
+        raise NcclInputError("%senvironment variable name %r is not valid" % ((where + ": ") if where else "", name))
+
+
 def merge_env(nccl_env, env):
     """``nccl_env`` (normally roce_check's result) with the user's ``env`` over it; a null value in ``env``
     removes the variable. Values become strings (true/false become 1/0)."""
@@ -145,8 +153,7 @@ def merge_env(nccl_env, env):
     for source in (nccl_env or {}, env or {}):
         for name, value in source.items():
             name = str(name)
-            if not _ENV_NAME.match(name):
-                raise NcclInputError("environment variable name %r is not valid" % name)
+            _check_name(name)
             if value is None:
                 merged.pop(name, None)
             else:
@@ -158,6 +165,71 @@ def forwarded_names(env):
     """Names passed to mpirun as ``-x NAME``: every variable in ``env`` except those that configure mpirun
     itself (OMPI_*, PMIX_*, PRTE_*, OPAL_*). NCCL_*, UCX_*, LD_LIBRARY_PATH and PATH are all forwarded."""
     return sorted(name for name in env if not name.startswith(_NOT_FORWARDED_PREFIXES))
+
+
+def plan_env(hosts, nccl_env=None, env=None, host_env=None):
+    """Split the variables into those common to every rank and those that belong to one host.
+
+    Each rank's environment is ``nccl_env``, then ``host_env[its host]``, then ``env`` (the user's: it wins
+    everywhere); a null value removes a variable at its layer. Returns ``(common, per_host)``:
+
+    - ``common``: set in mpirun's own environment and forwarded by name (``-x NAME``) to every rank, so its
+      values are never on a command line (secrets go here, through ``env``);
+    - ``per_host``: ``{host: {name: value}}`` for every name that some ``host_env`` entry mentions (and ``env``
+      does not set); these go by value in that host's own app context (``-x NAME=value``) and are NOT put in
+      mpirun's environment, which the launcher's local ranks would inherit. Hosts without a value for such a
+      name get none. Empty when ``host_env`` is empty.
+    """
+    hosts = [str(host).strip() for host in hosts or ()]
+    base = merge_env(nccl_env, None)
+    user = {}
+    for name, value in (env or {}).items():
+        _check_name(str(name), "env")
+        user[str(name)] = None if value is None else _env_value(value)
+    layers = {}
+    for host, variables in (host_env or {}).items():
+        host = str(host).strip()
+        if host not in hosts:
+            raise NcclInputError("host_env: %r is not one of hosts (%s)" % (host, ", ".join(hosts)))
+        if variables is None:
+            variables = {}
+        if not isinstance(variables, dict):
+            raise NcclInputError("host_env[%s]: expected a dict of variables, got %r" % (host, variables))
+        layer = {}
+        for name, value in variables.items():
+            name = str(name)
+            _check_name(name, "host_env[%s]" % host)
+            if name.startswith(_NOT_FORWARDED_PREFIXES):
+                raise NcclInputError(
+                    "host_env[%s]: %s configures mpirun itself and cannot differ per host (set it in env)"
+                    % (host, name))
+            if value is not None:
+                value = _env_value(value)
+                if re.search(r"[\x00-\x1f]", value):
+                    raise NcclInputError("host_env[%s]: the value of %s holds a control character" % (host, name))
+            layer[name] = value
+        layers[host] = layer
+    per_host_names = set()
+    for layer in layers.values():
+        per_host_names.update(layer)
+    per_host_names -= set(user)
+    common = dict((name, value) for name, value in base.items() if name not in per_host_names)
+    for name, value in user.items():
+        if value is None:
+            common.pop(name, None)
+        else:
+            common[name] = value
+    per_host = {}
+    if per_host_names:
+        for host in hosts:
+            values = {}
+            layer = layers.get(host, {})
+            for name in sorted(per_host_names):
+                value = layer[name] if name in layer else base.get(name)
+                if value is not None:
+                    values[name] = value
+            per_host[host] = values
+    return common, per_host
 
 
 def split_args(items):
@@ -181,19 +253,20 @@ def rsh_agent(ssh_user=None, ssh_args=None):
     return " ".join(words)
 
 
+def _host_entry(host, gpus_per_node):
+    host = str(host).strip()
+    if not host or re.search(r"[\s,:]", host):
+        raise NcclInputError("hosts: %r is not a host name or IPv4 address usable in mpirun -H" % host)
+    return "%s:%d" % (host, gpus_per_node)
+
+
 def host_list(hosts, gpus_per_node):
     """``-H`` value: one entry per host with its slot count, e.g. ``10.10.10.1:1,10.10.10.2:1``."""
     if not hosts:
         raise NcclInputError("hosts: at least one host is needed")
     if gpus_per_node < 1:
         raise NcclInputError("gpus_per_node must be 1 or more, got %s" % gpus_per_node)
-    entries = []
-    for host in hosts:
-        host = str(host).strip()
-        if not host or re.search(r"[\s,:]", host):
-            raise NcclInputError("hosts: %r is not a host name or IPv4 address usable in mpirun -H" % host)
-        entries.append("%s:%d" % (host, gpus_per_node))
-    return ",".join(entries)
+    return ",".join(_host_entry(host, gpus_per_node) for host in hosts)
 
 
 def build_mpirun_argv(
@@ -213,25 +286,24 @@ def build_mpirun_argv(
     extra_mpirun_args=None,
     binary_args=None,
     allow_run_as_root=False,
+    host_env=None,
 ):
-    """The exact argv: one rank per GPU, values of forwarded variables never on it."""
+    """The exact argv: one rank per GPU; values of the common variables (``env_names``) never on it.
+
+    Without per-host variables, one app context runs every rank: ``-np N -H h1:g,h2:g -x NAME ... binary``.
+    With them (``host_env``, the ``per_host`` of ``plan_env``), one OpenMPI app context per host, in the order
+    of ``hosts`` (so the ranks are numbered as before), separated by ``:``; each repeats the common ``-x NAME``
+    (OpenMPI applies ``-x`` to its own app context only) and adds that host's ``-x NAME=value``:
+    ``mpirun <global> -np g -H h1:g -x NAME -x GID=3 binary args : -np g -H h2:g -x NAME -x GID=5 binary args``.
+    """
+    host_list(hosts, gpus_per_node)
     argv = [mpirun]
     if allow_run_as_root:
         argv.append("--allow-run-as-root")
-    argv += ["-np", str(len(hosts) * gpus_per_node), "-H", host_list(hosts, gpus_per_node)]
     if mpi_interface:
         if re.search(r"[\s]", mpi_interface):
             raise NcclInputError("mpi_interface: %r is not an interface name or CIDR" % mpi_interface)
-        argv += [
-            "--mca", "btl", "tcp,self",
-            "--mca", "btl_tcp_if_include", mpi_interface,
-            "--mca", "oob_tcp_if_include", mpi_interface,
-        ]
-    argv += ["--mca", "plm_rsh_agent", rsh_agent(ssh_user, ssh_args)]
-    for name in env_names:
-        argv += ["-x", name]
-    argv += split_args(extra_mpirun_args)
-    argv += [
+    program = [
         binary_path,
         "-b", str(min_bytes),
         "-e", str(max_bytes),
@@ -240,9 +312,39 @@ def build_mpirun_argv(
         "-n", str(iters),
         "-w", str(warmup_iters),
         "-c", "1",
-    ]
-    argv += split_args(binary_args)
+    ] + split_args(binary_args)
+    common = []
+    for name in env_names:
+        common += ["-x", name]
+    common += split_args(extra_mpirun_args)
+    if not any((host_env or {}).values()):
+        argv += ["-np", str(len(hosts) * gpus_per_node), "-H", host_list(hosts, gpus_per_node)]
+        argv += _global_options(mpi_interface, ssh_user, ssh_args)
+        return argv + common + program
+    names = [str(host).strip() for host in hosts]
+    for host in names:
+        if names.count(host) > 1:
+            raise NcclInputError("hosts: %s is listed twice; per-host variables need each host once" % host)
+    argv += _global_options(mpi_interface, ssh_user, ssh_args)
+    for index, host in enumerate(names):
+        if index:
+            argv.append(":")
+        argv += ["-np", str(gpus_per_node), "-H", _host_entry(host, gpus_per_node)] + common
+        for name, value in sorted((host_env.get(host) or {}).items()):
+            argv += ["-x", "%s=%s" % (name, value)]
+        argv += program
     return argv
+
+
+def _global_options(mpi_interface, ssh_user, ssh_args):
+    options = []
+    if mpi_interface:
+        options += [
+            "--mca", "btl", "tcp,self",
+            "--mca", "btl_tcp_if_include", mpi_interface,
+            "--mca", "oob_tcp_if_include", mpi_interface,
+        ]
+    return options + ["--mca", "plm_rsh_agent", rsh_agent(ssh_user, ssh_args)]
 
 
 def classify_exit(rc, elapsed_s, timeout_s):
@@ -313,9 +415,6 @@ _ERROR_PATTERNS = re.compile(
     r"|ssh: connect to host|No such file or directory|command not found"
 )
 _HASH_ERROR = re.compile(r"^#\s*error:\s*\S")
-_STANDIN_RANK = "# standin-rank "
-_STANDIN_MARK = "# standin:"
-_STANDIN_ARGS = "# standin-args:"
 _ROW_START = re.compile(r"^\s*\d+\s")
 _COLUMN_HEADER_WORDS = ("size", "count", "busbw")
 # Default column layout (nccl-tests >= 2.10), used when the output starts after its header.
@@ -410,35 +509,12 @@ def _parse_row(layout, line):
     return row
 
 
-def _parse_standin_rank(line):
-    entry = {"host": None, "rank": None, "size": None, "env": {}}
-    try:
-        words = shlex.split(line[len(_STANDIN_RANK):])
-    except ValueError:
-        words = line[len(_STANDIN_RANK):].split()
-    for word in words:
-        name, sep, value = word.partition("=")
-        if not sep:
-            continue
-        if name in ("host",):
-            entry["host"] = value
-        elif name in ("rank", "size"):
-            try:
-                entry[name] = int(value)
-            except ValueError:
-                entry[name] = value
-        else:
-            entry["env"][name] = value
-    return entry
-
-
 def parse_output(text, stderr=""):
     """Parse nccl-tests output (stdout; stderr is only searched for warnings and errors).
 
     Returns a dict: nccl_tests_version, nccl_tests_commit, nccl_headers, nccl_library, nccl_version,
     nccl_version_banner, collective, concluded, config, ranks, format, columns, rows, out_of_bounds,
-    out_of_bounds_status, avg_busbw_gbs, avg_busbw_status, warnings, errors, rank_env, standin,
-    standin_args, unparsed_rows.
+    out_of_bounds_status, avg_busbw_gbs, avg_busbw_status, warnings, errors, unparsed_rows.
     """
     parsed = {
         "nccl_tests_version": None,
@@ -460,9 +536,6 @@ def parse_output(text, stderr=""):
         "avg_busbw_status": None,
         "warnings": [],
         "errors": [],
-        "rank_env": [],
-        "standin": False,
-        "standin_args": None,
         "unparsed_rows": [],
     }
     layout = None
@@ -470,15 +543,6 @@ def parse_output(text, stderr=""):
         line = _TAG_PREFIX.sub("", raw.rstrip("\r\n"))
         stripped = line.strip()
         if not stripped:
-            continue
-        if line.startswith(_STANDIN_RANK):
-            parsed["rank_env"].append(_parse_standin_rank(line))
-            continue
-        if line.startswith(_STANDIN_MARK):
-            parsed["standin"] = True
-            continue
-        if line.startswith(_STANDIN_ARGS):
-            parsed["standin_args"] = line[len(_STANDIN_ARGS):].strip()
             continue
         if stripped.startswith("#"):
             match = _VERSION.match(stripped)
@@ -707,8 +771,6 @@ def judge(
             failures.append(message)
         else:
             notes.append(message)
-    if parsed.get("standin"):
-        notes.append("the output came from the lab stand-in (a recording), not from a measurement")
 
     per_size = []
     for row in rows:

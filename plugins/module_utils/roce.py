@@ -26,6 +26,9 @@ import json
 import os
 import re
 
+# /sys/class/net/<netdev>/speed is read the same way by fabric_ip: one parser for both.
+from ansible_collections.dgx_spark.cluster.plugins.module_utils.fabric import parse_sysfs_speed
+
 DEFAULT_MIN_SPEED_MBPS = 200000
 DEFAULT_MIN_MTU = 9000
 DEFAULT_MIN_ACTIVE_MTU = 4096
@@ -87,17 +90,6 @@ def parse_rate_mbps(text):
     if not match:
         return None
     return int(round(float(match.group(1)) * 1000))
-
-
-def parse_netdev_speed(text):
-    """``/sys/class/net/<if>/speed`` -> Mb/s, or None when unknown (-1, link down, unreadable)."""
-    try:
-        value = int((text or "").strip())
-    except ValueError:
-        return None
-    if value <= 0 or value >= 0xFFFFFFFF:
-        return None
-    return value
 
 
 def gid_to_ipv4(gid):
@@ -352,7 +344,7 @@ def read_netdev(sysfs_root, name):
     mtu = _read(os.path.join(net_dir, "mtu"))
     return {
         "mtu": int(mtu) if mtu and mtu.isdigit() else None,
-        "speed_mbps": parse_netdev_speed(_read(os.path.join(net_dir, "speed"))),
+        "speed_mbps": parse_sysfs_speed(_read(os.path.join(net_dir, "speed"))),
         "operstate": _read(os.path.join(net_dir, "operstate")),
     }
 

@@ -20,7 +20,11 @@ description:
     nccl-tests (built with C(MPI=1)) and the same OpenMPI must be at the same paths on every host, and the
     launching user needs passwordless SSH to every host.
   - Every variable of O(nccl_env) and O(env) is set in mpirun's own environment and forwarded to every rank by
-    name (C(-x NAME)); no value is ever put on the command line.
+    name (C(-x NAME)); their values are never put on the command line.
+  - Variables that belong to one node (O(host_env), normally each node's own M(dgx_spark.cluster.roce_check)
+    C(nccl_env) with its RoCE v2 GID index, HCA and netdev names) reach only that node's ranks. The launch then has
+    one OpenMPI app context per host, separated by C(:), each carrying its host's values as C(-x NAME=value),
+    so those values are on the command line.
   - Sizes above a memory-safe cap of 8 GiB are refused unless O(allow_large_sizes=true) - on a DGX Spark the GPU
     shares the node's unified memory and the 16 GiB test freezes a node.
   - The whole launch runs under coreutils C(timeout); when O(timeout) expires, mpirun and everything it started
@@ -68,7 +72,7 @@ options:
       - The nccl-tests binary, a name or an absolute path.
       - Known names are C(all_reduce_perf), C(all_gather_perf), C(broadcast_perf), C(reduce_perf),
         C(reduce_scatter_perf), C(alltoall_perf), C(gather_perf), C(scatter_perf), C(sendrecv_perf),
-        C(hypercube_perf); any other name (for example the lab's C(all_reduce_perf_standin)) is accepted.
+        C(hypercube_perf); any other name is accepted.
     type: str
     default: all_reduce_perf
   binary_dir:
@@ -120,13 +124,28 @@ options:
     default: false
   nccl_env:
     description:
-      - NCCL variables to forward, normally the C(nccl_env) returned by M(dgx_spark.cluster.roce_check)
-        (C(NCCL_IB_HCA), C(NCCL_IB_GID_INDEX), C(NCCL_SOCKET_IFNAME)).
+      - NCCL variables for every rank, the lowest layer (O(host_env) and O(env) are merged over it).
+      - Do not put one node's M(dgx_spark.cluster.roce_check) C(nccl_env) here for all nodes, since its GID index and
+        device names hold for that node only. Use O(host_env).
+    type: dict
+    default: {}
+  host_env:
+    description:
+      - Variables per host, keyed by the entries of O(hosts) (each key must be one of them), normally each node's
+        own M(dgx_spark.cluster.roce_check) C(nccl_env); see the examples.
+      - A rank's environment is O(nccl_env), then O(host_env) of its host, then O(env) (later wins; a null value
+        removes a variable). A name that some host sets here goes to each host by value (C(-x NAME=value) in
+        that host's app context), never through mpirun's own environment; a host without its own value gets
+        O(nccl_env)'s, if any.
+      - The values are on the command line (RV(cmd)); keep secrets in O(env). C(OMPI_*), C(PMIX_*), C(PRTE_*) and
+        C(OPAL_*) are refused here (they configure mpirun itself). With per-host values, each host may appear in
+        O(hosts) only once.
     type: dict
     default: {}
   env:
     description:
-      - More variables, merged over O(nccl_env) (these win; a null value removes a variable).
+      - More variables, merged over O(nccl_env) and O(host_env) (these win on every host; a null value removes a
+        variable).
       - Every variable is forwarded to every rank with C(-x NAME) (C(NCCL_*), C(UCX_*), C(LD_LIBRARY_PATH),
         C(PATH), anything else), except C(OMPI_*), C(PMIX_*), C(PRTE_*) and C(OPAL_*), which configure mpirun
         itself and are only set in its environment.
@@ -209,24 +228,24 @@ options:
     default: true
 notes:
   - The default sweep (64M to 512M, factor 2) runs four sizes in seconds and stays far below the memory cap.
-  - RV(rank_env) is a lab diagnostic - it is only filled by the lab stand-in C(all_reduce_perf_standin)
-    (tests/lab/nccl-standin, not shipped), whose ranks print the NCCL/UCX variables they received.
   - NCCL C(WARN) lines are returned in RV(nccl_warnings) and also raised as Ansible warnings.
 seealso:
   - module: dgx_spark.cluster.roce_check
 """
 
 EXAMPLES = r"""
-- name: Validate the fabric with RoCE first
+- name: Validate the fabric with RoCE first, on every node (each node's own GID index and device names)
   dgx_spark.cluster.roce_check:
   register: roce
 
-- name: All-reduce across both Sparks over the fabric, judged at 20 GB/s
+- name: All-reduce across both Sparks over the fabric, each node's ranks with that node's RoCE settings
   dgx_spark.cluster.nccl_test:
     hosts: [10.10.10.1, 10.10.10.2]
     binary_dir: /opt/nccl-tests/build
     mpi_interface: enp1s0f0np0
-    nccl_env: "{{ roce.nccl_env }}"
+    host_env:
+      10.10.10.1: "{{ hostvars['spark-2959'].roce.nccl_env }}"
+      10.10.10.2: "{{ hostvars['spark-ba63'].roce.nccl_env }}"
     env:
       NCCL_IB_MERGE_NICS: 1
       NCCL_CROSS_NIC: 1
@@ -244,7 +263,9 @@ EXAMPLES = r"""
     max_bytes: 4G
     ssh_user: nvidia
     ssh_args: ["-o StrictHostKeyChecking=accept-new"]
-    nccl_env: "{{ roce.nccl_env }}"
+    host_env:
+      10.10.10.1: {NCCL_IB_HCA: "=roceP2p1s0f1,rocep1s0f1", NCCL_IB_GID_INDEX: "3"}
+      10.10.10.2: {NCCL_IB_HCA: "=roceP2p1s0f1,rocep1s0f1", NCCL_IB_GID_INDEX: "5"}
     fail_on_error: false
     timeout: 600
   register: nccl
@@ -256,7 +277,8 @@ EXAMPLES = r"""
 - name: Check mode shows the exact mpirun command and runs nothing
   dgx_spark.cluster.nccl_test:
     hosts: [10.10.10.1, 10.10.10.2]
-    nccl_env: "{{ roce.nccl_env }}"
+    env:
+      NCCL_DEBUG: INFO
   check_mode: true
   register: planned
 """
@@ -274,7 +296,7 @@ failures:
   elements: str
   sample: ["average bus bandwidth 2.82 GB/s is below the minimum 20.00 GB/s (11.3% of the 25.00 GB/s line rate)"]
 notes:
-  description: Remarks that do not fail the test (below NVIDIA's warning line, N/A wrong counts, stand-in output).
+  description: Remarks that do not fail the test (below NVIDIA's warning line, N/A wrong counts, NCCL WARN lines).
   returned: always
   type: list
   elements: str
@@ -342,19 +364,34 @@ summary_lines:
     - "       1 GiB       19.73       20.80        0  ok"
     - "out of bounds: 0 | NCCL warnings: 0"
 cmd:
-  description: The exact mpirun argv (without the C(timeout) wrapper). Holds variable names only, never values.
+  description:
+    - The exact mpirun argv (without the C(timeout) wrapper). Common variables appear by name only (C(-x NAME)),
+      never with their values; the per-host values of O(host_env) appear as C(-x NAME=value), one app context per
+      host separated by C(:).
   returned: always
   type: list
   elements: str
-  sample: [/usr/bin/mpirun, -np, "2", -H, "10.10.10.1:1,10.10.10.2:1", --mca, plm_rsh_agent, ssh -o BatchMode=yes,
-           -x, NCCL_IB_HCA, /opt/nccl-tests/build/all_reduce_perf, -b, "67108864", -e, "536870912", -f, "2", -g, "1",
-           -n, "20", -w, "5", -c, "1"]
+  sample: [/usr/bin/mpirun, --mca, plm_rsh_agent, ssh -o BatchMode=yes,
+           -np, "1", -H, "10.10.10.1:1", -x, LD_LIBRARY_PATH, -x, NCCL_IB_GID_INDEX=3,
+           /opt/nccl-tests/build/all_reduce_perf, -b, "67108864", -e, "536870912", -f, "2", -g, "1", -n, "20", -w, "5",
+           -c, "1", ":",
+           -np, "1", -H, "10.10.10.2:1", -x, LD_LIBRARY_PATH, -x, NCCL_IB_GID_INDEX=5,
+           /opt/nccl-tests/build/all_reduce_perf, -b, "67108864", -e, "536870912", -f, "2", -g, "1", -n, "20", -w, "5",
+           -c, "1"]
 forwarded_env:
-  description: Names of the variables forwarded to every rank with C(-x).
+  description: Names of the variables forwarded to every rank by name with C(-x NAME) (values in mpirun's environment).
   returned: always
   type: list
   elements: str
-  sample: [NCCL_IB_GID_INDEX, NCCL_IB_HCA, NCCL_SOCKET_IFNAME]
+  sample: [LD_LIBRARY_PATH, NCCL_IB_MERGE_NICS]
+host_env:
+  description:
+    - The variables each host's ranks get by value (C(-x NAME=value) in that host's app context), per entry of
+      O(hosts), after merging O(nccl_env), O(host_env) and O(env). Empty when no O(host_env) was given.
+  returned: always
+  type: dict
+  sample: {10.10.10.1: {NCCL_IB_GID_INDEX: "3", NCCL_IB_HCA: "=roceP2p1s0f1,rocep1s0f1"},
+           10.10.10.2: {NCCL_IB_GID_INDEX: "5", NCCL_IB_HCA: "=roceP2p1s0f1,rocep1s0f1"}}
 sizes:
   description: The message sizes of the sweep, in bytes.
   returned: always
@@ -391,14 +428,6 @@ parsed:
     warnings, errors), for saving as JSON on the controller.
   returned: success
   type: dict
-rank_env:
-  description:
-    - Lab diagnostic. One entry per C(# standin-rank) line printed by the lab stand-in C(all_reduce_perf_standin)
-      (host, rank, size, and the NCCL_*/UCX_* variables that rank received). Empty with real nccl-tests.
-  returned: success
-  type: list
-  elements: dict
-  sample: [{host: spark-ba63, rank: 1, size: 2, env: {NCCL_IB_HCA: "rocep1s0f0,roceP2p1s0f0"}}]
 """
 
 import os
@@ -414,7 +443,7 @@ from ansible_collections.dgx_spark.cluster.plugins.module_utils.nccl import (
     classify_exit,
     forwarded_names,
     judge,
-    merge_env,
+    plan_env,
     parse_nvidia_smi_list,
     parse_output,
     parse_size,
@@ -504,6 +533,7 @@ ARGUMENT_SPEC = dict(
     extra_mpirun_args=dict(type="list", elements="str", default=[]),
     allow_run_as_root=dict(type="bool", default=False),
     nccl_env=dict(type="dict", default={}),
+    host_env=dict(type="dict", default={}),
     env=dict(type="dict", default={}),
     min_bytes=dict(type="raw", default="64M"),
     max_bytes=dict(type="raw", default="512M"),
@@ -546,7 +576,7 @@ def _run_and_judge(module, p, env, argv, base):
         avg_busbw_gbs=parsed["avg_busbw_gbs"], line_rate_ratio=verdict["line_rate_ratio"],
         out_of_bounds=parsed["out_of_bounds"], rows=parsed["rows"], ranks=parsed["ranks"],
         nccl_version=parsed["nccl_version"], nccl_tests_version=parsed["nccl_tests_version"],
-        nccl_warnings=parsed["warnings"], rank_env=parsed["rank_env"], parsed=parsed,
+        nccl_warnings=parsed["warnings"], parsed=parsed,
         summary_lines=summary_lines(parsed, verdict, p["binary"], p["min_avg_busbw_gbs"], p["line_rate_gbs"]),
         rc=rc, timed_out=outcome == "timeout", duration_s=elapsed, raw_output=out, stderr=err,
         started=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started)),
@@ -565,18 +595,19 @@ def main():
         problems = check_sizes(min_bytes, max_bytes, p["step_factor"], p["allow_large_sizes"])
         if problems:
             raise NcclInputError("; ".join(problems))
-        env = merge_env(p["nccl_env"], p["env"])
+        env, per_host = plan_env(p["hosts"], p["nccl_env"], p["env"], p["host_env"])
         names = forwarded_names(env)
         probe = CommandRunner(module, default_timeout=60)
         mpirun_path, binary_path, missing = _resolve(module, probe, p)
         argv = build_mpirun_argv(
             mpirun_path, binary_path, p["hosts"], p["gpus_per_node"], names, p["mpi_interface"],
             p["ssh_user"], p["ssh_args"], min_bytes, max_bytes, p["step_factor"], p["iters"],
-            p["warmup_iters"], p["extra_mpirun_args"], p["binary_args"], p["allow_run_as_root"],
+            p["warmup_iters"], p["extra_mpirun_args"], p["binary_args"], p["allow_run_as_root"], per_host,
         )
     except NcclInputError as exc:
         module.fail_json(msg=str(exc))
-    base = dict(changed=False, cmd=argv, forwarded_env=names, sizes=size_sweep(min_bytes, max_bytes, p["step_factor"]))
+    base = dict(changed=False, cmd=argv, forwarded_env=names, host_env=per_host,
+                sizes=size_sweep(min_bytes, max_bytes, p["step_factor"]))
 
     if module.check_mode:
         for problem in missing:

@@ -271,7 +271,8 @@ nccl_env:
     - C(NCCL_IB_HCA) and C(NCCL_SOCKET_IFNAME) use NCCL's exact-match form (leading C(=)).
     - C(NCCL_IB_GID_INDEX) is set only when all healthy devices use the same RoCE v2 GID index; otherwise
       C(NCCL_IB_ROCE_VERSION_NUM=2) and C(NCCL_IB_ADDR_FAMILY=AF_INET) let NCCL choose per device, and a
-      warning says so. The index is per node and can drift, so never copy one node's value to the other.
+      warning says so. The index is per node and can drift, so never copy one node's value to the other; give each
+      node's C(nccl_env) to that node's ranks only (O(dgx_spark.cluster.nccl_test#module:host_env)).
   returned: always
   type: dict
   sample: {"NCCL_IB_HCA": "=rocep1s0f1,roceP2p1s0f1", "NCCL_IB_GID_INDEX": "3",

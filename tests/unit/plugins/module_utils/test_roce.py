@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from ansible_collections.dgx_spark.cluster.plugins.module_utils import roce
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import fabric, roce
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures")
 
@@ -203,10 +203,13 @@ def test_sysfs_rate_and_state_hp_zgx():
 
 
 def test_netdev_speed_unknown_values():
-    assert roce.parse_netdev_speed("200000") == 200000
-    assert roce.parse_netdev_speed("-1") is None          # link down
-    assert roce.parse_netdev_speed("4294967295") is None  # SPEED_UNKNOWN on some drivers
-    assert roce.parse_netdev_speed(None) is None
+    # one parser of /sys/class/net/<if>/speed for roce_check and fabric_ip (they were two copies)
+    assert roce.parse_sysfs_speed is fabric.parse_sysfs_speed
+    assert not hasattr(roce, "parse_netdev_speed")
+    assert roce.parse_sysfs_speed("200000") == 200000
+    assert roce.parse_sysfs_speed("-1") is None          # link down
+    assert roce.parse_sysfs_speed("4294967295") is None  # SPEED_UNKNOWN on some drivers
+    assert roce.parse_sysfs_speed(None) is None
 
 
 def test_spark_halves_each_report_the_full_port_speed():

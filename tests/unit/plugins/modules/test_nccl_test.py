@@ -185,7 +185,8 @@ def test_healthy_run_passes_with_all_returns(node):
     assert r["sizes"] == [1 << 30, 2 << 30, 4 << 30]
     assert r["raw_output"] == fixture(HEALTHY) and r["parsed"]["collective"] == "all_gather_perf"
     assert r["summary_lines"][0].startswith("nccl_test all_gather_perf: PASSED  avg busbw 21.40 GB/s")
-    assert r["rc"] == 0 and r["timed_out"] is False and r["rank_env"] == [] and r["nccl_warnings"] == []
+    assert r["rc"] == 0 and r["timed_out"] is False and r["nccl_warnings"] == []
+    assert r["host_env"] == {} and "rank_env" not in r
     assert r["cmd"][r["cmd"].index("-b") + 1] == str(1 << 30)
     # below NVIDIA's 21.875 GB/s warning line: passes, with an Ansible warning
     assert any("21.875" in w for w in r["warnings"])
@@ -248,13 +249,47 @@ def test_launch_failure_reports_rc_and_error(node):
                                            "an error: spark-2959: Test NCCL failure")
 
 
-def test_standin_rank_env_is_returned(node):
-    node.mpirun_output = (fixture("standin-mpirun-local-2ranks.txt"), "")
-    result = run_module(base_args(node, binary="all_reduce_perf"))
-    assert not result.failed
-    env_by_rank = dict((e["rank"], e["env"]) for e in result.result["rank_env"])
-    assert env_by_rank[1]["NCCL_IB_HCA"] == "rocep1s0f0,roceP2p1s0f0"
-    assert any("lab stand-in" in w for w in result.result["warnings"])
+ROCE_2959 = {"NCCL_IB_HCA": "=roceP2p1s0f1,rocep1s0f1", "NCCL_IB_GID_INDEX": "3",
+             "NCCL_SOCKET_IFNAME": "=enP2p1s0f1np1,enp1s0f1np1"}
+ROCE_BA63 = {"NCCL_IB_HCA": "=roceP2p1s0f1,rocep1s0f1", "NCCL_IB_GID_INDEX": "5",
+             "NCCL_SOCKET_IFNAME": "=enP2p1s0f1np1,enp1s0f1np1"}
+
+
+def test_host_env_gives_each_node_its_own_values(node):
+    """Each node's roce_check nccl_env reaches that node's ranks only: one app context per host with its
+    values; common variables still by name, their values only in mpirun's environment."""
+    result = run_module(base_args(
+        node, nccl_env={}, host_env={"10.10.10.1": ROCE_2959, "10.10.10.2": ROCE_BA63},
+        env={"NCCL_TEST_TOKEN": "s3cr3t", "NCCL_CROSS_NIC": 1},
+    ))
+    assert not result.failed, result.result["msg"]
+    (argv, environ), = mpirun_calls(node)
+    program = [os.path.join(node.bin_dir, "all_reduce_perf"), "-b", "67108864", "-e", "536870912", "-f", "2",
+               "-g", "1", "-n", "20", "-w", "5", "-c", "1"]
+    expected = [
+        node.mpirun,
+        "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", "enp1s0f0np0",
+        "--mca", "oob_tcp_if_include", "enp1s0f0np0", "--mca", "plm_rsh_agent", "ssh -o BatchMode=yes",
+        "-np", "1", "-H", "10.10.10.1:1", "-x", "NCCL_CROSS_NIC", "-x", "NCCL_TEST_TOKEN",
+        "-x", "NCCL_IB_GID_INDEX=3", "-x", "NCCL_IB_HCA==roceP2p1s0f1,rocep1s0f1",
+        "-x", "NCCL_SOCKET_IFNAME==enP2p1s0f1np1,enp1s0f1np1",
+    ] + program + [
+        ":", "-np", "1", "-H", "10.10.10.2:1", "-x", "NCCL_CROSS_NIC", "-x", "NCCL_TEST_TOKEN",
+        "-x", "NCCL_IB_GID_INDEX=5", "-x", "NCCL_IB_HCA==roceP2p1s0f1,rocep1s0f1",
+        "-x", "NCCL_SOCKET_IFNAME==enP2p1s0f1np1,enp1s0f1np1",
+    ] + program
+    assert argv[3:] == expected and result.result["cmd"] == expected
+    assert result.result["forwarded_env"] == ["NCCL_CROSS_NIC", "NCCL_TEST_TOKEN"]
+    assert result.result["host_env"] == {"10.10.10.1": ROCE_2959, "10.10.10.2": ROCE_BA63}
+    # per-host values never in mpirun's environment (the launcher's local ranks would inherit them)
+    assert not [name for name in ROCE_2959 if name in environ]
+    assert environ["NCCL_TEST_TOKEN"] == "s3cr3t" and "s3cr3t" not in repr(argv)
+
+
+def test_host_env_for_an_unknown_host_is_refused(node):
+    result = run_module(base_args(node, host_env={"spark-ba63": ROCE_BA63}))
+    assert result.failed and node.calls == []
+    assert result.result["msg"] == "host_env: 'spark-ba63' is not one of hosts (10.10.10.1, 10.10.10.2)"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -371,17 +406,59 @@ def standin_args(**extra):
     return args
 
 
+# A stand-in for ssh (a test double, not OpenSSH): it drops ssh's options and the host name and runs the remote
+# command line here in a clean environment, as sshd would on another node. mpirun treats the host as remote,
+# starts its orted through it, and that rank gets only what mpirun forwards.
+FAKE_SSH = """#!/bin/sh
+while [ $# -gt 0 ]; do case $1 in -o|-l|-i|-p) shift 2;; -*) shift;; *) break;; esac; done
+shift
+exec env -i HOME="$HOME" PATH=/usr/local/bin:/usr/bin:/bin /bin/sh -c "$*"
+"""
+
+
+def env_lines(raw_output):
+    """The stand-in's '# rank N on HOST env NAME=value' comment lines -> {rank: {name: value}}."""
+    seen = {}
+    for line in raw_output.splitlines():
+        words = line.split(" ", 6)
+        if len(words) == 7 and words[:2] == ["#", "rank"] and words[3] == "on" and words[5] == "env":
+            name, unused, value = words[6].partition("=")
+            seen.setdefault(int(words[2]), {})[name] = value
+    return seen
+
+
 @needs_mpirun
 def test_real_mpirun_runs_the_standin_on_every_rank_with_the_env(capsys):
     result = run_real(standin_args(), capsys)
     assert result.get("failed") is not True, result.get("msg")
     assert result["passed"] is True and result["rc"] == 0 and result["timed_out"] is False
-    ranks = sorted(result["rank_env"], key=lambda e: e["rank"])
-    assert [e["rank"] for e in ranks] == [0, 1] and all(e["size"] == 2 for e in ranks)
-    for entry in ranks:
-        assert entry["env"] == dict(ROCE_NCCL_ENV, NCCL_IB_GID_INDEX="2", UCX_NET_DEVICES="enp1s0f0np0")
-    assert result["parsed"]["standin_args"] == "-b 67108864 -e 536870912 -f 2 -g 1 -n 20 -w 5 -c 1"
+    assert sorted(rank["rank"] for rank in result["ranks"]) == [0, 1]
+    expected = dict(ROCE_NCCL_ENV, NCCL_IB_GID_INDEX="2", UCX_NET_DEVICES="enp1s0f0np0")
+    assert env_lines(result["raw_output"]) == {0: expected, 1: expected}
     assert result["avg_busbw_gbs"] == pytest.approx(21.4033)
+
+
+@needs_mpirun
+def test_real_mpirun_gives_each_host_its_own_values(capsys, tmp_path):
+    """Real Open MPI, two app contexts, the second on a host reached through FAKE_SSH: the remote rank gets its
+    host's GID index and device names and the common variables, and nothing of the launcher's per-host values."""
+    (tmp_path / "ssh").write_text(FAKE_SSH)
+    (tmp_path / "ssh").chmod(0o755)
+    path = "%s:%s" % (tmp_path, os.environ.get("PATH", "/usr/bin:/bin"))
+    result = run_real(standin_args(
+        hosts=["localhost", "pseudo-remote"], gpus_per_node=1, extra_mpirun_args=[], nccl_env={},
+        host_env={"localhost": ROCE_2959, "pseudo-remote": dict(ROCE_BA63, NCCL_IB_HCA="=with space,x")},
+        env={"PATH": path, "NCCL_CROSS_NIC": "1"}, fail_on_error=False,
+    ), capsys)
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["rc"] == 0 and ":" in result["cmd"]
+    assert env_lines(result["raw_output"]) == {
+        0: dict(ROCE_2959, NCCL_CROSS_NIC="1"),
+        1: dict(ROCE_BA63, NCCL_IB_HCA="=with space,x", NCCL_CROSS_NIC="1"),
+    }
+    # both ranks ran on this machine, so the host count is the only failure
+    assert result["failures"] == ["ranks ran on 1 host(s) (%s), expected 2: the test did not cross between the "
+                                  "nodes" % result["ranks"][0]["host"]]
 
 
 @needs_mpirun
