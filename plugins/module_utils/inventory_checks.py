@@ -58,6 +58,8 @@ BOUNDS = {
     "nccl_timeout": (1, None, "seconds"),
     "nccl_min_avg_busbw_gbs": (0, None, "GB/s"),
     "stop_drain_timeout": (1, None, "seconds"),
+    "cluster_lock_wait_timeout": (0, None, "seconds"),
+    "cluster_lock_stale_after": (60, None, "seconds"),
 }
 
 # Per-node values (host_vars) and the cluster-wide settings the whole-cluster checks read.

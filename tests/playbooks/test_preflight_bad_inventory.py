@@ -48,10 +48,16 @@ def make_inventory(tmp_path, mutate):
 
 
 def run_playbook(inventory, *extra, **kwargs):
+    """Run a playbook on the local copies. A sound inventory gets past preflight to the cluster lock, which then
+    lives in the test's own directory (no sudo, this Python) and must be released by the run's last play."""
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inventory / "hosts.yml"), kwargs.get("playbook", PLAYBOOK),
-                           "-e", "preflight_check_access=false"] + list(extra),
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    lock = str(inventory.parent / "cluster.lock")
+    result = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inventory / "hosts.yml"), kwargs.get("playbook", PLAYBOOK),
+                             "-e", "preflight_check_access=false", "-e", "ansible_python_interpreter=" + sys.executable,
+                             "-e", "ansible_become=false", "-e", "cluster_lock_path=" + lock] + list(extra),
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert not os.path.exists(lock), "the run left its cluster lock behind:\n" + result.stdout
+    return result
 
 
 def move_worker_to_control_plane(files):

@@ -235,13 +235,23 @@ def test_a_message_every_host_shares_is_given_once_without_hosts():
     assert problems == ["worker_join_timeout: 0 is below the lowest allowed value, 1 (seconds)"]
 
 
-TIMEOUTS = sorted(name for name, bound in BOUNDS.items() if bound[2] == "seconds")
+TIMEOUTS = sorted(name for name, bound in BOUNDS.items() if bound[2] == "seconds" and bound[0] == 1)
 
 
 def test_every_timeout_of_the_roles_has_a_lower_bound():
     assert TIMEOUTS == ["control_plane_init_timeout", "control_plane_ready_timeout", "nccl_timeout",
                         "stop_drain_timeout", "worker_join_timeout", "worker_ready_grace", "worker_ready_timeout",
                         "worker_reset_timeout"]
+    # The cluster lock: 0 means "refuse at once" (never "no limit"); a lock younger than a minute is never stale.
+    assert BOUNDS["cluster_lock_wait_timeout"][:2] == (0, None)
+    assert BOUNDS["cluster_lock_stale_after"][:2] == (60, None)
+
+
+@pytest.mark.parametrize("name,value,lowest", [("cluster_lock_wait_timeout", -1, 0),
+                                               ("cluster_lock_stale_after", 59, 60)])
+def test_cluster_lock_bounds(name, value, lowest):
+    problems, _warnings = cluster(hosts_with(**{name: value}))
+    assert problems == ["%s: %r is below the lowest allowed value, %d (seconds)" % (name, value, lowest)]
 
 
 @pytest.mark.parametrize("name", TIMEOUTS)
