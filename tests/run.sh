@@ -63,7 +63,8 @@ tier_lab() {
     printf -- '--- repairs: eight injected faults, stop/start, guarded reset (fresh lab) ---\n'
     lab/lab.sh down >/dev/null 2>&1 || true
     lab/lab.sh up || return 1
-    pytest -v -p no:cacheprovider tests/lab || return 1
+    # Order matters: test_repairs.py builds the cluster from empty nodes, the concurrency test needs it built.
+    pytest -v -p no:cacheprovider tests/lab/test_repairs.py tests/lab/test_concurrent_runs.py || return 1
     python3 - "$REPO/.lab/repair-times.json" <<'PY'
 import json, sys
 times = json.load(open(sys.argv[1]))

@@ -18,3 +18,19 @@ class ExitJson(Exception):
 
 class FailJson(Exception):
     pass
+
+
+def patch_exits(monkeypatch, warnings):
+    """Make AnsibleModule's exit_json/fail_json raise (fail_json adds failed=True) and collect its warnings."""
+    from ansible.module_utils import basic
+
+    def exit_json(self, **kwargs):
+        raise ExitJson(kwargs)
+
+    def fail_json(self, **kwargs):
+        kwargs["failed"] = True
+        raise FailJson(kwargs)
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))

@@ -9,33 +9,19 @@ import time
 
 import pytest
 
-from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import cluster_lock_io
 from ansible_collections.dgx_spark.cluster.plugins.modules import cluster_lock
-from module_harness import ExitJson, FailJson  # noqa: E402  (sibling helper)
+from module_harness import ExitJson, FailJson, patch_exits  # noqa: E402  (sibling helper)
 
 ALICE = "alice@laptop running start-cluster.yml"
 BOB = "bob@ci running start-cluster.yml"
 
 
-def patch(monkeypatch, warnings):
-    def exit_json(self, **kwargs):
-        raise ExitJson(kwargs)
-
-    def fail_json(self, **kwargs):
-        kwargs["failed"] = True
-        raise FailJson(kwargs)
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
-
-
 def run(monkeypatch, check_mode=False, **args):
     warnings = []
-    patch(monkeypatch, warnings)
+    patch_exits(monkeypatch, warnings)
     if check_mode:
         args["_ansible_check_mode"] = True
     with patch_module_args(args):
@@ -185,7 +171,7 @@ def test_bounds(monkeypatch, tmp_path, args, word):
 def _contender(path, owner, barrier, results, guarded=True):
     warnings = []
     monkeypatch = pytest.MonkeyPatch()
-    patch(monkeypatch, warnings)
+    patch_exits(monkeypatch, warnings)
     read = cluster_lock_io.LockDir.read
 
     def slow_read(self):

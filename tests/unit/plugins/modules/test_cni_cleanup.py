@@ -16,7 +16,7 @@ from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.dgx_spark.cluster.plugins.modules import cni_cleanup
-from module_harness import ExitJson, FailJson, load  # noqa: E402  (sibling helper)
+from module_harness import ExitJson, FailJson, load, patch_exits  # noqa: E402  (sibling helper)
 
 LIVE_ID = "e98c6d0d5c306402e1887c6b1a41d062b08122a18f665a2ac2d12b1408dc3c69"
 DEAD_ID = "e0f6665744e6f48928559cbfb3662c9d21a009331801da410c8152b2d37cdd0e"
@@ -77,19 +77,10 @@ def run(args, monkeypatch, tmp_path, respond=None, check_mode=False, diff=False,
         calls.append(argv)
         return respond(argv)
 
-    def exit_json(self, **kwargs):
-        raise ExitJson(kwargs)
-
-    def fail_json(self, **kwargs):
-        kwargs["failed"] = True
-        raise FailJson(kwargs)
-
+    patch_exits(monkeypatch, warnings)
     monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path",
                         lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name)
-    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
     netns_dir = args["netns_dir"][0]
     monkeypatch.setattr(cni_cleanup.cni_io, "nsfs_device", lambda *a: os.stat(netns_dir).st_dev)
     live_inode = os.stat(os.path.join(netns_dir, live_name)).st_ino if os.path.exists(
