@@ -10,7 +10,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # netavark (with aardvark-dns and iptables, which it runs) is named because the lab needs podman's netavark
 # network backend: without it podman 4.3 falls back to CNI, whose --internal bridges carry no host address.
 APT_PACKAGES=(podman runc crun fuse-overlayfs slirp4netns uidmap debootstrap netavark aardvark-dns iptables
-              iproute2 openssh-client openssl git rsync openmpi-bin iputils-ping shellcheck
+              python3-venv iproute2 openssh-client openssl git rsync openmpi-bin iputils-ping shellcheck
               qemu-system-x86 qemu-utils e2fsprogs)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -49,6 +49,17 @@ def decisions(output):
     return found
 
 
+def task_results(output, task):
+    """The per-host result words ('ok', 'changed', 'skipping', 'fatal', ...) printed under every TASK whose
+    title contains ``task``."""
+    words = []
+    for block in output.split("\nTASK [")[1:]:
+        title, _, body = block.partition("\n")
+        if task in title:
+            words.extend(re.findall(r"^(ok|changed|skipping|fatal|failed|included): \[", body, re.M))
+    return words
+
+
 def playbook(name, *extra):
     argv = [os.path.join(BIN, "ansible-playbook"), "-i", INVENTORY, os.path.join(REPO, "playbooks", name)] + list(extra)
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")

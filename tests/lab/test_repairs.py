@@ -9,7 +9,7 @@ cluster and leaves one behind.
 
 import pytest
 
-from conftest import api, decisions, lab, node, node_ready, playbook, record_time, wait_for
+from conftest import api, decisions, lab, node, node_ready, playbook, record_time, task_results, wait_for
 
 WORKER, CONTROL = "spark-ba63", "spark-2959"
 # The lab's node-monitor grace: a Node whose kubelet stops posting goes Ready=Unknown this long after.
@@ -45,6 +45,9 @@ def test_build_from_empty_nodes(lab_ready):
     node(CONTROL, "mkdir -p /etc/standin && echo '{\"node_monitor_grace_period\": %d}' > /etc/standin/config" % GRACE)
     first = playbook("start-cluster.yml")
     assert first.rc == 0, first
+    # A successful run never prints a failure, not even one it rescued itself.
+    assert "fatal:" not in first.output and "FAILED!" not in first.output, first
+    assert all(host["failed"] == 0 for host in first.recap.values()) and "rescued=1" not in first.output, first
     record_time("build both nodes from empty", first.seconds)
     second = playbook("start-cluster.yml")
     assert second.rc == 0 and second.changed == 0, second
@@ -56,6 +59,9 @@ def test_fault_1_worker_kubelet_stopped(lab_ready):
     node(WORKER, "systemctl stop kubelet")
     run = repair("1 worker kubelet stopped")
     assert decisions(run.output) == {WORKER: ["restart_kubelet"]}, run
+    # The plan is not a change: only the restart reports one.
+    assert task_results(run.output, "Worker | Plan membership") == ["ok"], run
+    assert task_results(run.output, "Worker | Restart the kubelet") == ["changed"], run
 
 
 def test_check_diff_on_a_broken_lab_reports_the_repair_and_changes_nothing(lab_ready):
