@@ -1,0 +1,3 @@
+module dgxlab/pause
+
+go 1.22
