@@ -54,7 +54,7 @@ def task_results(output, task):
     title contains ``task``."""
     words = []
     for block in output.split("\nTASK [")[1:]:
-        title, _, body = block.partition("\n")
+        title, unused_newline, body = block.partition("\n")
         if task in title:
             words.extend(re.findall(r"^(ok|changed|skipping|fatal|failed|included): \[", body, re.M))
     return words
