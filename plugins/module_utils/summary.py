@@ -29,7 +29,7 @@ def _int(value):
 
 
 def cordoned_by_us(nodes):
-    """Names of the Nodes that stop-cluster cordoned: annotated by us and still unschedulable."""
+    """Names of the Nodes that stop-cluster cordoned: those carrying its annotation (an operator's own cordon has none)."""
     names = []
     for node in nodes or []:
         annotations = (node.get("metadata") or {}).get("annotations") or {}
