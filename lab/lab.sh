@@ -73,20 +73,24 @@ build_image() {
         || { tail -n 30 "$STATE/debootstrap.log" >&2; die "debootstrap failed"; }
     install -m 0755 "$LAB_DIR/image/nic-reset.sh" "$rootfs/usr/local/sbin/lab-nic-reset"
     install -m 0755 "$LAB_DIR/image/netplan-standin" "$rootfs/usr/sbin/netplan"
-    install -d -m 0755 "$rootfs/etc/netplan" "$rootfs/srv/standin-apt"
+    install -m 0755 "$LAB_DIR/image/kubelet-cgroup-root.sh" "$rootfs/usr/local/sbin/lab-kubelet-cgroup-root"
+    install -m 0755 "$LAB_DIR/image/lab-cni.sh" "$rootfs/usr/local/sbin/lab-cni"
+    install -d -m 0755 "$rootfs/etc/netplan" "$rootfs/srv/lab-apt" "$rootfs/srv/lab-images" "$rootfs/opt/cni"
+    # Debian installs the CNI plugins in /usr/lib/cni; containerd (and a real Spark) look in /opt/cni/bin.
+    ln -s /usr/lib/cni "$rootfs/opt/cni/bin"
     sh "$LAB_DIR/image/lab-units.sh" "$rootfs"
     chroot "$rootfs" /bin/sh -eu <<'CHROOT'
 : > /etc/machine-id
 systemctl mask getty.target systemd-logind.service console-getty.service systemd-resolved.service >/dev/null 2>&1 || true
-systemctl enable ssh lab-nic-reset.service netplan-standin.service >/dev/null
+systemctl enable ssh lab-nic-reset.service netplan-standin.service lab-kubelet-prep.service lab-cni.service >/dev/null
 useradd -m -s /bin/bash spark
 install -d -m 0700 -o spark -g spark /home/spark/.ssh
 echo 'spark ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/spark
 chmod 0440 /etc/sudoers.d/spark
 printf 'UseDNS no\nPasswordAuthentication no\n' > /etc/ssh/sshd_config.d/lab.conf
-# Nodes reach no package mirror: their only apt source is the lab's local repository of stand-ins.
+# Nodes reach no package mirror: their only apt source is the lab's local repository of Kubernetes packages.
 rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*
-echo 'deb [trusted=yes] file:/srv/standin-apt ./' > /etc/apt/sources.list.d/standin.list
+echo 'deb [trusted=yes] file:/srv/lab-apt ./' > /etc/apt/sources.list.d/lab-kubernetes.list
 apt-get clean
 rm -rf /var/lib/apt/lists/*
 CHROOT
@@ -180,9 +184,13 @@ start_node() {
     for n in "${FABRIC_NETS[@]}"; do
         args+=(--network "$PREFIX-$n:interface_name=${FABRIC_IF[$n]}")
     done
-    podman run -d --name "$node" --hostname "$node" --privileged --systemd=always \
+    # A real kubelet in the node, as kind runs one: privileged, its own cgroup namespace (this host is cgroup v1),
+    # and containerd's store on a volume, so that its overlay snapshots are not stacked on the node's overlay.
+    podman volume exists "$PREFIX-$node-containerd" || podman volume create --label dgxlab=1 "$PREFIX-$node-containerd" >/dev/null
+    podman run -d --name "$node" --hostname "$node" --privileged --systemd=always --cgroupns=private \
         --label dgxlab=1 "${args[@]}" \
-        -v "$STATE/apt:/srv/standin-apt:ro" \
+        -v "$PREFIX-$node-containerd:/var/lib/containerd" \
+        -v "$ARTIFACTS/apt:/srv/lab-apt:ro" -v "$ARTIFACTS/images:/srv/lab-images:ro" \
         "$tag" /sbin/init >/dev/null
 }
 
@@ -205,27 +213,48 @@ wait_ssh() {
     done
 }
 
-build_apt_repo() {
-    # The stand-in Kubernetes packages (kubeadm, kubelet, cri-tools) the nodes install from, like
-    # real nodes install from their Kubernetes package repository. See tests/standin/README.md.
-    "$LAB_DIR/build-standin-debs.sh" "$STATE/apt" >"$STATE/build-debs.log" 2>&1 \
-        || { cat "$STATE/build-debs.log" >&2; die "building the stand-in packages failed"; }
+build_artifacts() {
+    # Real Kubernetes built from the Go module proxy: the packages the nodes install from (as a real node
+    # installs from its Kubernetes package repository) and the images kubeadm needs (as a real node pulls them).
+    ARTIFACTS=$("$LAB_DIR/build-node-artifacts.sh") || die "building the lab's Kubernetes packages and images failed"
+}
+
+import_images() {
+    # What a real node pulls during kubeadm init and join, imported once into the node's containerd volume.
+    # The pause image also goes under containerd's own default sandbox name: the collection leaves containerd's
+    # sandbox image alone, and nothing in the lab can pull it.
+    local node=$1
+    podman exec "$node" sh -euc '
+        until ctr version >/dev/null 2>&1; do sleep 0.2; done
+        have=$(ctr -n k8s.io images ls -q)
+        missing=0
+        for ref in $(cat /srv/lab-images/images.txt); do
+            printf "%s\n" "$have" | grep -qxF "$ref" || missing=1
+        done
+        if [ $missing = 1 ]; then
+            nice -n 19 ctr -n k8s.io images import --all-platforms /srv/lab-images/images.tar >/dev/null
+        fi
+        pause=$(grep "/pause:" /srv/lab-images/images.txt)
+        sandbox=$(containerd config default | sed -n "s/^ *sandbox_image = \"\(.*\)\"$/\1/p")
+        [ -z "$sandbox" ] || [ "$sandbox" = "$pause" ] || ctr -n k8s.io images tag --force "$pause" "$sandbox" >/dev/null
+    ' || die "importing the lab images into $node failed"
 }
 
 up() {
     local started tag node
     started=$(date +%s)
     check_podman
-    mkdir -p "$STATE/apt"
+    mkdir -p "$STATE"
     [ -f "$STATE/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C dgxlab -f "$STATE/id_ed25519"
     build_image
-    build_apt_repo
+    build_artifacts
     tag=$(image_tag)
     create_networks
     for node in "${NODES[@]}"; do start_node "$node" "$tag"; done
     apply_cables
     for node in "${NODES[@]}"; do
         authorize_lab_key "$node"
+        import_images "$node"
         # Like a real node, whose apt lists already know its Kubernetes package repository.
         podman exec "$node" apt-get update -qq >/dev/null 2>&1 || die "apt-get update failed in $node"
     done
@@ -236,7 +265,10 @@ up() {
 
 down() {
     podman rm -f --ignore -t 0 "${NODES[@]}" >/dev/null
-    local n
+    local n node
+    for node in "${NODES[@]}"; do
+        podman volume rm -f "$PREFIX-$node-containerd" >/dev/null 2>&1 || true
+    done
     for n in "$LAN_NET" "${FABRIC_NETS[@]/#/$PREFIX-}"; do
         podman network rm -f "$n" >/dev/null 2>&1 || true
     done

@@ -1,0 +1,42 @@
+#!/bin/sh
+# LAB ONLY: the lab's pod network, in place of Calico until the collection's cni role exists (Calico's images
+# cannot be had here). Like calico-node on a real cluster it runs on every node, once the node has joined: it
+# writes a CNI configuration for Debian's containernetworking-plugins (bridge, host-local IPAM on this Node's
+# podCIDR) and routes every other Node's podCIDR to that Node's InternalIP, which is its fabric address. It asks
+# the API with the kubelet's own credentials, and rewrites the file when the podCIDR changes (after a re-join).
+conf=/etc/cni/net.d/10-lab-bridge.conflist
+kubeconfig=/etc/kubernetes/kubelet.conf
+me=$(hostname)
+while :; do
+    if [ -f "$kubeconfig" ]; then
+        kubectl --kubeconfig "$kubeconfig" --request-timeout=3s get nodes -o \
+            jsonpath='{range .items[*]}{.metadata.name} {.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}' \
+            2>/dev/null | while read -r name cidr address; do
+            [ -n "$cidr" ] && [ -n "$address" ] || continue
+            if [ "$name" = "$me" ]; then
+                want=$(cat <<JSON
+{
+  "cniVersion": "1.0.0",
+  "name": "lab-bridge",
+  "_comment": "LAB ONLY (written by lab-cni): bridge + host-local on this Node's podCIDR, until the cni role exists",
+  "plugins": [
+    {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "$cidr"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "portmap", "capabilities": {"portMappings": true}},
+    {"type": "loopback"}
+  ]
+}
+JSON
+)
+                if [ "$(cat "$conf" 2>/dev/null)" != "$want" ]; then
+                    mkdir -p "$(dirname "$conf")"
+                    printf '%s\n' "$want" >"$conf.tmp" && mv "$conf.tmp" "$conf"
+                    echo "lab-cni: $conf for podCIDR $cidr"
+                fi
+            elif ! ip route show "$cidr" | grep -q "via $address "; then
+                ip route replace "$cidr" via "$address" && echo "lab-cni: $cidr via $address ($name)"
+            fi
+        done
+    fi
+    sleep 2
+done
