@@ -72,7 +72,10 @@ build_image() {
         bookworm "$rootfs" "$(apt_mirror)" >"$STATE/debootstrap.log" 2>&1 \
         || { tail -n 30 "$STATE/debootstrap.log" >&2; die "debootstrap failed"; }
     install -m 0755 "$LAB_DIR/image/nic-reset.sh" "$rootfs/usr/local/sbin/lab-nic-reset"
-    install -m 0755 "$LAB_DIR/image/netplan-standin" "$rootfs/usr/sbin/netplan"
+    # Real netplan (Debian's netplan.io) renders for systemd-networkd, as on DGX OS; see lab/image/networkd.
+    install -D -m 0644 "$LAB_DIR/image/networkd/lab-no-udev.conf" \
+        "$rootfs/etc/systemd/system/systemd-networkd.service.d/lab-no-udev.conf"
+    install -D -m 0644 "$LAB_DIR/image/networkd/lab-networkd.conf" "$rootfs/etc/systemd/networkd.conf.d/lab.conf"
     install -m 0755 "$LAB_DIR/image/kubelet-cgroup-root.sh" "$rootfs/usr/local/sbin/lab-kubelet-cgroup-root"
     install -m 0755 "$LAB_DIR/image/lab-cni.sh" "$rootfs/usr/local/sbin/lab-cni"
     install -d -m 0755 "$rootfs/etc/netplan" "$rootfs/srv/lab-apt" "$rootfs/srv/lab-images" "$rootfs/opt/cni"
@@ -82,7 +85,13 @@ build_image() {
     chroot "$rootfs" /bin/sh -eu <<'CHROOT'
 : > /etc/machine-id
 systemctl mask getty.target systemd-logind.service console-getty.service systemd-resolved.service >/dev/null 2>&1 || true
-systemctl enable ssh lab-nic-reset.service netplan-standin.service lab-kubelet-prep.service lab-cni.service >/dev/null
+systemctl enable ssh lab-nic-reset.service systemd-networkd.service lab-kubelet-prep.service lab-cni.service >/dev/null 2>&1
+# enable's Also= turns these on too; the lab wants neither (wait-online would hold the kubelet with a cable unplugged).
+systemctl disable systemd-network-generator.service systemd-networkd-wait-online.service >/dev/null 2>&1
+# No udevd in a node: with podman's read-write /sys it would receive the host's device uevents, and a coldplug
+# would write "add" into every host device's uevent file. netplan only needs the udevadm binary.
+systemctl mask systemd-networkd-wait-online.service systemd-udevd.service systemd-udevd-control.socket \
+    systemd-udevd-kernel.socket systemd-udev-trigger.service systemd-udev-settle.service >/dev/null 2>&1
 useradd -m -s /bin/bash spark
 install -d -m 0700 -o spark -g spark /home/spark/.ssh
 echo 'spark ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/spark

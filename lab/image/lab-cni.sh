@@ -29,6 +29,9 @@ while :; do
 JSON
 )
                 if [ "$(cat "$conf" 2>/dev/null)" != "$want" ]; then
+                    # A re-joined Node gets a new podCIDR: the bridge plugin refuses a cni0 that still carries the
+                    # old gateway address, so the bridge goes and the plugin makes it again.
+                    ip link delete cni0 2>/dev/null || true
                     mkdir -p "$(dirname "$conf")"
                     printf '%s\n' "$want" >"$conf.tmp" && mv "$conf.tmp" "$conf"
                     echo "lab-cni: $conf for podCIDR $cidr"

@@ -772,6 +772,11 @@ def systemctl_argv(systemctl, verb, unit, now=False):
     return argv + [unit]
 
 
+def systemctl_kill_argv(systemctl, unit, signal_name="SIGKILL"):
+    """Signal every process of ``unit``: a kubelet that ignores (or cannot act on) a stop is killed outright."""
+    return [systemctl, "kill", "--signal=" + signal_name, unit]
+
+
 def crictl_remove_all_pods_argv(crictl, cri_socket):
     return [crictl, "--runtime-endpoint", cri_socket, "rmp", "--all", "--force"]
 

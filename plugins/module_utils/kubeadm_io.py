@@ -238,6 +238,9 @@ class Executor(object):
     def forced_reset(self):
         self.fallback_used = True
         role = self.params["role"]
+        # Killed before the stop: a `kubeadm reset` that hung in its own `systemctl stop kubelet` (a kubelet that
+        # does not stop) left that stop job waiting, and another stop would only wait behind it.
+        self.runner.run(core.systemctl_kill_argv(self.systemctl, "kubelet"), check=False, timeout=30)
         self.systemctl_run("stop", "kubelet", check=False)
         self.kill_kubeadm()
         crictl = self.runner.binary("crictl", required=False, extra_paths=["/usr/bin", "/usr/local/bin"])

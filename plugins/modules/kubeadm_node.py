@@ -24,8 +24,9 @@ description:
   - The module never talks to the API itself. The caller passes the Node as M(kubernetes.core.k8s_info) returned it
     (O(api_node)), and for a control plane whether a cluster answers (O(cluster_exists)).
   - The decision table is in the collection's docs (C(docs/kubeadm_node.md)); every row is unit-tested.
-  - A forced reset (O(reset_fallback)) runs when C(kubeadm reset -f) fails or hangs. It stops the kubelet and the
-    runtime, kills stuck C(kubeadm) processes, lazily unmounts everything below C(/var/lib/kubelet) (deepest first),
+  - A forced reset (O(reset_fallback)) runs when C(kubeadm reset -f) fails or hangs. It kills and stops the kubelet
+    (a kubelet that does not stop makes C(kubeadm reset) hang), stops the runtime, kills stuck C(kubeadm) processes,
+    lazily unmounts everything below C(/var/lib/kubelet) (deepest first),
     removes only kubeadm, kubelet and CNI state (never crossing a mount point, never data such as
     C(/var/lib/longhorn)), removes C(cni-*) network namespaces, and starts the runtime again.
   - The join token never appears in results, errors or logs.

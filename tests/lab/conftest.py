@@ -77,6 +77,42 @@ def node(name, command, check=True):
     return lab("exec", name, "sh", "-c", command, check=check)
 
 
+def kubectl(*args, check=True):
+    """The real kubectl on the control-plane node, with its admin kubeconfig."""
+    return lab("exec", "spark-2959", "kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", *args, check=check)
+
+
+# The lab's test image (busybox from Debian, built by lab/build-node-artifacts.sh and imported into every node).
+TEST_IMAGE = "localhost/dgxlab-busybox:1"
+
+
+def http_pod(name, node_name, labels=None):
+    """A Pod pinned to ``node_name`` that serves its own name over HTTP on port 8080."""
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": dict(labels or {}, app=name)},
+        "spec": {
+            "nodeName": node_name,
+            "terminationGracePeriodSeconds": 1,
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [{
+                "name": "http", "image": TEST_IMAGE, "imagePullPolicy": "Never",
+                "command": ["/bin/sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"],
+                "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
+            }],
+        },
+    }
+
+
+def pod_ready(client, name, namespace="default"):
+    try:
+        pod = client.read_namespaced_pod(name, namespace)
+    except Exception:  # pylint: disable=broad-except
+        return None
+    conditions = dict((c.type, c.status) for c in (pod.status.conditions or []))
+    return pod if conditions.get("Ready") == "True" else None
+
+
 def api():
     from kubernetes import client, config
 

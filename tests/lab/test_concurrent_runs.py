@@ -2,8 +2,8 @@
 docs/cluster_lock.md) lets one run repair and makes the other wait for it, instead of both re-joining the worker
 (before the lock, the second failed in the middle of `kubeadm join`, rc 2).
 
-Starts from a healthy cluster (as the repair tests leave it) and leaves one behind. The control plane here is the
-LAB STAND-IN (tests/standin).
+
+
 """
 
 import os

@@ -1,7 +1,8 @@
 """Repair, proven on the lab: inject a fault, run start-cluster.yml, check the cluster through the API, then
 require a quiet second run (changed=0). Each repair's wall time is recorded (.lab/repair-times.json) and
-printed by tests/run.sh. The control plane here is the LAB STAND-IN (tests/standin): these tests prove the
-roles' decisions and repair flows, not real kubeadm or kubelet behaviour.
+printed by tests/run.sh. The cluster here is real Kubernetes (kubeadm, kubelet, etcd and the control plane
+v1.31.14, built by lab/build-kubernetes.sh) in the podman nodes of lab/lab.sh; its pod network is the lab's
+bridge CNI (lab/image/lab-cni.sh), not Calico.
 
 Order matters: the first test builds the cluster from empty nodes; each later test starts from a healthy
 cluster and leaves one behind.
@@ -9,11 +10,13 @@ cluster and leaves one behind.
 
 import pytest
 
-from conftest import api, decisions, lab, node, node_ready, playbook, record_time, task_results, wait_for
+from conftest import (api, decisions, http_pod, kubectl, lab, node, node_ready, playbook, pod_ready, record_time,
+                      task_results, wait_for)
 
 WORKER, CONTROL = "spark-ba63", "spark-2959"
-# The lab's node-monitor grace: a Node whose kubelet stops posting goes Ready=Unknown this long after.
-GRACE = 10
+# The lab's node-monitor grace (inventory/lab/hosts.yml): a Node whose kubelet stops posting goes Ready=Unknown
+# this long after.
+GRACE = 20
 
 
 def healthy():
@@ -40,9 +43,18 @@ def repair(name, *extra):
     return first
 
 
+def delete_pods(*names):
+    client = api()
+    for name in names:
+        try:
+            client.delete_namespaced_pod(name, "default", grace_period_seconds=0)
+        except Exception:  # pylint: disable=broad-except
+            pass
+    wait_for(lambda: not any(pod.metadata.name in names for pod in client.list_namespaced_pod("default").items),
+             timeout=60, what="pods %s deleted" % ", ".join(names))
+
+
 def test_build_from_empty_nodes(lab_ready):
-    # The lab's stand-in node-monitor grace, shortened so the NotReady faults below take seconds.
-    node(CONTROL, "mkdir -p /etc/standin && echo '{\"node_monitor_grace_period\": %d}' > /etc/standin/config" % GRACE)
     first = playbook("start-cluster.yml")
     assert first.rc == 0, first
     # A successful run never prints a failure, not even one it rescued itself.
@@ -53,6 +65,29 @@ def test_build_from_empty_nodes(lab_ready):
     assert second.rc == 0 and second.changed == 0, second
     record_time("no-op run", second.seconds)
     healthy()
+    # The real versions: the Nodes' kubelets and kubeadm on a node.
+    for item in api().list_node().items:
+        assert item.status.node_info.kubelet_version == "v1.31.14", item.metadata.name
+    assert node(WORKER, "kubeadm version -o short").stdout.strip() == "v1.31.14"
+
+
+def test_a_pod_on_each_node_answers_the_other(lab_ready):
+    client = api()
+    for name, on in (("answer-cp", CONTROL), ("answer-worker", WORKER)):
+        client.create_namespaced_pod("default", http_pod(name, on))
+    try:
+        pods = [wait_for(lambda n=name: pod_ready(api(), n), timeout=90, what=name + " Ready")
+                for name in ("answer-cp", "answer-worker")]
+        assert [pod.spec.node_name for pod in pods] == [CONTROL, WORKER]
+        for source, target in ((pods[0], pods[1]), (pods[1], pods[0])):
+            # A real HTTP request from one pod to the other pod's address, across the lab fabric (busybox nc:
+            # the static busybox's wget crashes in glibc's resolver).
+            reply = kubectl("exec", source.metadata.name, "--", "sh", "-c",
+                            "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 %s 8080" % target.status.pod_ip)
+            assert reply.stdout.splitlines()[0].startswith("HTTP/1.") and " 200 " in reply.stdout.splitlines()[0], reply
+            assert reply.stdout.strip().splitlines()[-1] == target.metadata.name, (source.metadata.name, reply)
+    finally:
+        delete_pods("answer-cp", "answer-worker")
 
 
 def test_fault_1_worker_kubelet_stopped(lab_ready):
@@ -109,11 +144,24 @@ def test_fault_3b_worker_wiped_while_its_node_is_still_ready(lab_ready):
 
 
 def test_fault_4_stale_cni_netns_on_the_worker(lab_ready):
-    # Left over from before a reboot: older than cni_cleanup's min_age, which protects sandboxes being created.
-    node(WORKER, "mkdir -p /run/netns && touch -d '10 minutes ago' /run/netns/cni-0badc0de-dead-beef-0000-000000000000")
-    wait_for(lambda: node_ready(api(), WORKER) == "False", timeout=30, what="worker NotReady from the stale netns")
-    repair("4 stale CNI netns on the worker")
-    assert node(WORKER, "ls /run/netns", check=False).stdout.strip() == ""
+    # A real network namespace whose sandbox is gone, left from before a reboot: made as CNI makes one, then its
+    # mount lost without a CNI DEL, so the file stays and `ip netns` reports it invalid. Older than cni_cleanup's
+    # min_age, which protects sandboxes being created. A running pod's namespace on the same node must survive.
+    stale = "cni-0badc0de-dead-beef-0000-000000000000"
+    api().create_namespaced_pod("default", http_pod("live-pod", WORKER))
+    try:
+        wait_for(lambda: pod_ready(api(), "live-pod"), timeout=90, what="live-pod Ready")
+        live = set(node(WORKER, "ls /run/netns").stdout.split())
+        assert live, "the running pod has a network namespace"
+        node(WORKER, "ip netns add {0} && umount /run/netns/{0} && touch -d '10 minutes ago' /run/netns/{0}".format(stale))
+        run = repair("4 stale CNI netns on the worker")
+        assert decisions(run.output) == {}, run
+        assert task_results(run.output, "Worker | Stale CNI state removed") == ["changed"], run
+        after = set(node(WORKER, "ls /run/netns").stdout.split())
+        assert stale not in after and live <= after, after
+        assert pod_ready(api(), "live-pod")
+    finally:
+        delete_pods("live-pod")
 
 
 def test_fault_5_api_address_missing_on_the_control_plane(lab_ready):
@@ -123,12 +171,17 @@ def test_fault_5_api_address_missing_on_the_control_plane(lab_ready):
 
 
 def test_fault_6_kubeadm_reset_hangs_during_a_rejoin(lab_ready):
-    node(WORKER, "mkdir -p /etc/standin && touch /etc/standin/reset-hang")
+    # A kubelet that does not stop: frozen (SIGSTOP), with systemd told to wait for it without limit, as for a
+    # process stuck in uninterruptible sleep. kubeadm reset's own `systemctl stop kubelet` then never returns.
+    dropin = "/run/systemd/system/kubelet.service.d/90-lab-fault-6.conf"
+    node(WORKER, "mkdir -p %s && printf '[Service]\\nTimeoutStopSec=infinity\\n' > %s && systemctl daemon-reload"
+         " && systemctl kill --kill-whom=main --signal=SIGSTOP kubelet" % (dropin.rsplit("/", 1)[0], dropin))
     api().delete_node(WORKER)
     try:
         run = repair("6 kubeadm reset hangs during a re-join", "-e", "worker_reset_timeout=15")
     finally:
-        node(WORKER, "rm -f /etc/standin/reset-hang", check=False)
+        node(WORKER, "rm -f %s; systemctl daemon-reload; systemctl kill --signal=SIGCONT kubelet" % dropin, check=False)
+    assert decisions(run.output) == {WORKER: ["reset_and_join"]}, run
     assert "kubeadm reset -f timed out (rc 124); running the forced reset" in run.output
 
 
@@ -153,18 +206,53 @@ def test_fault_8_control_plane_kubelet_stopped(lab_ready):
     assert decisions(run.output) == {CONTROL: ["restart_kubelet"]}, run
 
 
+def pdb_protected_app():
+    """One replica on the worker behind a PodDisruptionBudget: the drain must evict it through the eviction API."""
+    from kubernetes import client as k8s
+
+    apps, policy = k8s.AppsV1Api(api().api_client), k8s.PolicyV1Api(api().api_client)
+    template = http_pod("pdb-app", WORKER)
+    del template["spec"]["nodeName"]
+    template["spec"]["nodeSelector"] = {"kubernetes.io/hostname": WORKER}
+    apps.create_namespaced_deployment("default", {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "pdb-app"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "pdb-app"}},
+                 "template": {"metadata": {"labels": {"app": "pdb-app"}}, "spec": template["spec"]}}})
+    policy.create_namespaced_pod_disruption_budget("default", {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "pdb-app"},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "pdb-app"}}}})
+    return apps, policy
+
+
+def app_pods(ready_only=False):
+    pods = api().list_namespaced_pod("default", label_selector="app=pdb-app").items
+    return [p for p in pods if not ready_only or pod_ready(api(), p.metadata.name)]
+
+
 def test_stop_then_start_is_a_restart_not_a_rejoin(lab_ready):
-    uid = api().read_node(WORKER).metadata.uid
-    stopped = playbook("stop-cluster.yml")
-    assert stopped.rc == 0, stopped
-    assert api().read_node(WORKER).spec.unschedulable
-    for name in (CONTROL, WORKER):
-        assert node(name, "systemctl is-active kubelet", check=False).stdout.strip() == "inactive"
-    record_time("stop-cluster.yml", stopped.seconds)
-    run = repair("start after stop-cluster.yml")
-    assert decisions(run.output) == {CONTROL: ["restart_kubelet"], WORKER: ["restart_kubelet"]}, run
-    assert api().read_node(WORKER).metadata.uid == uid
-    assert not api().read_node(WORKER).spec.unschedulable
+    apps, policy = pdb_protected_app()
+    try:
+        first_pod = wait_for(lambda: app_pods(ready_only=True), timeout=90, what="pdb-app Ready")[0].metadata.name
+        uid = api().read_node(WORKER).metadata.uid
+        stopped = playbook("stop-cluster.yml")
+        assert stopped.rc == 0, stopped
+        assert api().read_node(WORKER).spec.unschedulable
+        # Evicted, not left running: its replacement waits, unschedulable, until start-cluster uncordons the worker.
+        assert first_pod not in [p.metadata.name for p in app_pods()]
+        for name in (CONTROL, WORKER):
+            assert node(name, "systemctl is-active kubelet", check=False).stdout.strip() == "inactive"
+        record_time("stop-cluster.yml", stopped.seconds)
+        run = repair("start after stop-cluster.yml")
+        assert decisions(run.output) == {CONTROL: ["restart_kubelet"], WORKER: ["restart_kubelet"]}, run
+        assert api().read_node(WORKER).metadata.uid == uid
+        assert not api().read_node(WORKER).spec.unschedulable
+        # The workload comes back on the worker once it is schedulable again.
+        back = wait_for(lambda: app_pods(ready_only=True), timeout=120, what="pdb-app Ready again")
+        assert back[0].spec.node_name == WORKER
+    finally:
+        apps.delete_namespaced_deployment("pdb-app", "default")
+        policy.delete_namespaced_pod_disruption_budget("pdb-app", "default")
+        wait_for(lambda: not app_pods(), timeout=60, what="pdb-app pods gone")
 
 
 @pytest.mark.parametrize("extra", [[], ["-e", "reset_node_confirm=spark-2959"], ["-e", "reset_node_confirm=nobody"]],

@@ -1,5 +1,5 @@
 """Verify the lab after start-cluster.yml: services, files and modes through `podman exec` (testinfra's podman
-backend), and the Node objects through the API (the LAB STAND-IN control plane, tests/standin)."""
+backend), and the Node objects through the API of the lab's real Kubernetes (lab/build-kubernetes.sh)."""
 
 import os
 
@@ -64,5 +64,6 @@ def test_both_nodes_ready_through_the_api():
     assert ready == {"spark-2959": "True", "spark-ba63": "True"}
     worker = [n for n in nodes if n.metadata.name == "spark-ba63"][0]
     assert "node-role.kubernetes.io/worker" in worker.metadata.labels
+    assert set(n.status.node_info.kubelet_version for n in nodes) == {"v1.31.14"}
     addresses = dict((n.metadata.name, n.status.addresses[0].address) for n in nodes)
     assert addresses == {"spark-2959": "10.10.10.1", "spark-ba63": "10.10.10.2"}

@@ -261,12 +261,14 @@ def test_forced_reset_when_kubeadm_reset_times_out(tmp_path, monkeypatch):
     assert any("timed out" in w for w in warnings)
     seq = argvs([c for c in calls if (os.path.basename(c["argv"][0]), c["argv"][1]) not in READ_ONLY])
     assert seq[0] == ["kubeadm", "reset", "-f", "--cri-socket", SOCK]
-    assert seq[1] == ["systemctl", "stop", "kubelet"]
-    assert seq[2] == ["crictl", "--runtime-endpoint", SOCK, "rmp", "--all", "--force"]
-    assert seq[3] == ["systemctl", "stop", "containerd"]
-    assert seq[4] == ["systemctl", "start", "containerd"]
-    assert seq[5][:2] == ["kubeadm", "join"]
-    assert seq[6] == ["systemctl", "enable", "--now", "kubelet"]
+    # The kubelet is killed before it is stopped: a stop that hung inside kubeadm reset would block another stop.
+    assert seq[1] == ["systemctl", "kill", "--signal=SIGKILL", "kubelet"]
+    assert seq[2] == ["systemctl", "stop", "kubelet"]
+    assert seq[3] == ["crictl", "--runtime-endpoint", SOCK, "rmp", "--all", "--force"]
+    assert seq[4] == ["systemctl", "stop", "containerd"]
+    assert seq[5] == ["systemctl", "start", "containerd"]
+    assert seq[6][:2] == ["kubeadm", "join"]
+    assert seq[7] == ["systemctl", "enable", "--now", "kubelet"]
     # only the processes that are kubeadm were signalled (TERM; os.kill is faked so they "stay alive" -> KILL)
     assert set(pid for pid, _sig in killed) == {4242, 4245}
     # kubeadm/kubelet/CNI state gone ...
