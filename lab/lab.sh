@@ -42,7 +42,7 @@ die() { printf '[lab] ERROR: %s\n' "$*" >&2; exit 1; }
 
 image_tag() {
     local sum
-    sum=$(cat "$LAB_DIR"/image/* | sha256sum | cut -c1-12)
+    sum=$(find "$LAB_DIR/image" -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-12)
     echo "localhost/dgx-spark-lab:$sum"
 }
 

@@ -17,6 +17,10 @@ description:
     than the inventory expects.
   - The companion filter C(cordoned_by_us) lists the Nodes that stop-cluster cordoned (their
     C(dgx-spark.cluster/cordoned-by) annotation).
+  - The companion filter C(not_ready) takes the Nodes, the inventory's node names and what the run tried per node,
+    and returns C([{name, line}]) for each node that is missing or not Ready (the Node's Ready condition with reason,
+    message and since when, and the attempts). C(membership_attempts) turns a node's hostvars and a list of
+    registered plan names into those attempts (C(action because reasons), skipping plans that were C(none)).
 options:
   _input:
     description: The Node objects (C(resources) of M(kubernetes.core.k8s_info)).
@@ -44,9 +48,11 @@ _value:
   type: dict
 """
 
-from ansible_collections.dgx_spark.cluster.plugins.module_utils.summary import cordoned_by_us, node_summary
+from ansible_collections.dgx_spark.cluster.plugins.module_utils.summary import (
+    cordoned_by_us, membership_attempts, node_summary, not_ready)
 
 
 class FilterModule(object):
     def filters(self):
-        return {"node_summary": node_summary, "cordoned_by_us": cordoned_by_us}
+        return {"node_summary": node_summary, "cordoned_by_us": cordoned_by_us, "not_ready": not_ready,
+                "membership_attempts": membership_attempts}

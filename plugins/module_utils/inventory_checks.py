@@ -55,6 +55,8 @@ BOUNDS = {
     "worker_reset_timeout": (1, None, "seconds"),
     "worker_ready_grace": (1, None, "seconds"),
     "worker_ready_timeout": (1, None, "seconds"),
+    "worker_restart_ready_timeout": (1, None, "seconds"),
+    "summary_ready_timeout": (1, None, "seconds"),
     "nccl_timeout": (1, None, "seconds"),
     "nccl_min_avg_busbw_gbs": (0, None, "GB/s"),
     "stop_drain_timeout": (1, None, "seconds"),

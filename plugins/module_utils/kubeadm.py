@@ -545,7 +545,7 @@ JOIN_OPTIONS = ("api_endpoint", "token", "ca_cert_hash")
 
 def _result(action, reasons, missing=None, error=None, warnings=None):
     return {"action": action, "reasons": list(reasons), "missing": list(missing or []), "error": error,
-            "warnings": list(warnings or []), "delete_api_node": False}
+            "warnings": list(warnings or []), "delete_api_node": False, "restart_running": False}
 
 
 def _kubelet_service_reasons(local):
@@ -633,31 +633,139 @@ def _plan_worker(state):
     status = ready["status"]
     if status == "True":
         return _result("none", ["Node %s is Ready; kubelet.conf matches; kubelet active and enabled" % name])
+    return _plan_not_ready(state, name, ready, local)
+
+
+KLOG_ERROR = re.compile(r"^E\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+\s+\S+:\d+\]\s*(.*)$")
+
+
+def parse_kubelet_errors(text, limit=3, width=240):
+    """The last ``limit`` distinct error messages of klog lines (``E1130 00:08:56.1 123 file.go:12] msg``) in a
+    journal excerpt, newest last, each cut to ``width`` characters. Repeats of one message count once."""
+    found = []
+    for line in (text or "").splitlines():
+        match = KLOG_ERROR.match(line.strip())
+        if not match:
+            continue
+        message = match.group(1).strip()
+        if len(message) > width:
+            message = message[:width - 3] + "..."
+        if message in found:
+            found.remove(message)
+        found.append(message)
+    return found[-limit:]
+
+
+def parse_runtime_conditions(text):
+    """``crictl info -o json`` -> [{type, status (bool), reason, message}] of the runtime's own conditions
+    (RuntimeReady, NetworkReady); [] when the output cannot be read."""
+    try:
+        data = json.loads(text or "")
+    except ValueError:
+        return []
+    conditions = ((data.get("status") or {}) if isinstance(data, dict) else {}).get("conditions") or []
+    return [{"type": c.get("type"), "status": c.get("status"), "reason": c.get("reason") or "",
+             "message": c.get("message") or ""} for c in conditions if isinstance(c, dict)]
+
+
+def endpoint_host_port(endpoint, default_port=6443):
+    """``10.10.10.1:6443`` / ``https://[fd00::1]:6443/`` -> (host, port)."""
+    text = re.sub(r"^[a-z]+://", "", str(endpoint or "")).rstrip("/")
+    match = re.match(r"^\[([^\]]+)\](?::(\d+))?$", text) or re.match(r"^([^:]+)(?::(\d+))?$", text)
+    if not match:
+        return None, None
+    return match.group(1), int(match.group(2) or default_port)
+
+
+def kubelet_errors_argv(journalctl, seconds=180):
+    return [journalctl, "-u", "kubelet", "--since", "-%ds" % seconds, "-o", "cat", "--no-pager", "-n", "400"]
+
+
+def crictl_info_argv(crictl, cri_socket):
+    return [crictl, "--runtime-endpoint", cri_socket, "info", "-o", "json"]
+
+
+def needs_diagnosis(state):
+    """Whether the module reads the node's diagnosis: a worker with a kubelet.conf whose Node exists, not Ready."""
+    node = normalize_api_node(state.get("api_node"))
+    return (state.get("role") == "worker" and state.get("state") == "present" and node is not None
+            and state["local"].get("kubelet_conf") and node_ready(node)["status"] != "True")
+
+
+def describe_ready(ready):
+    """``Ready=Unknown (NodeStatusUnknown: Kubelet stopped posting node status.)`` from ``node_ready``."""
+    text = "Ready=%s" % (ready.get("status") or "absent")
+    detail = ": ".join(str(part) for part in (ready.get("reason"), ready.get("message")) if part)
+    return text + (" (%s)" % detail if detail else "")
+
+
+def describe_diagnosis(diagnosis, api_endpoint):
+    """What the node itself says about a Node that is not Ready: the API's reachability from the node, the
+    runtime's own conditions, the kubelet's recent errors. Facts the module did not read are left out."""
+    diagnosis = diagnosis or {}
+    lines = []
+    if diagnosis.get("api_error"):
+        lines.append("this node cannot reach the API at %s: %s" % (api_endpoint, diagnosis["api_error"]))
+    elif diagnosis.get("api_reachable"):
+        lines.append("this node reaches the API at %s" % api_endpoint)
+    for cond in diagnosis.get("runtime_conditions") or []:
+        if cond.get("status") is False:
+            detail = ": ".join(part for part in (cond.get("reason"), cond.get("message")) if part)
+            lines.append("container runtime reports %s=false%s" % (cond.get("type"), " (%s)" % detail if detail else ""))
+    errors = diagnosis.get("kubelet_errors") or []
+    if errors:
+        lines.append("the kubelet's recent errors: " + " | ".join(errors))
+    return lines
+
+
+def _plan_not_ready(state, name, ready, local):
+    """Kubelet active and enabled, membership files consistent, the Node exists but is not Ready.
+
+    Escalates in a bounded order: tolerate within the grace; then restart the kubelet; after a restart that did not
+    help (``kubelet_restarted``), re-join when the kubelet's status does not reach the API (Unknown), and stop with
+    the diagnosis when the kubelet itself reports NotReady (a re-join cannot fix what it reports) or when this node
+    cannot reach the API at all (neither step can fix that).
+    """
+    status = ready["status"]
+    condition = describe_ready(ready)
+    facts = describe_diagnosis(local.get("diagnosis"), state.get("api_endpoint"))
+    restarted = bool(state.get("kubelet_restarted"))
+    if not restarted:
+        now = state.get("now")
+        grace = state.get("kubelet_ready_grace") or 0
+        durations = []
+        if now is not None and ready["since"] is not None:
+            durations.append(max(0, now - ready["since"]))
+        if local.get("kubelet_active_seconds") is not None:
+            durations.append(local["kubelet_active_seconds"])
+        waited = min(durations) if durations else None
+        if waited is not None and waited < grace:
+            return _result("none", [
+                "Node %s is %s although the kubelet is active; tolerated for %ds more (kubelet_ready_grace=%d)"
+                % (name, condition, int(grace - waited), grace)
+            ])
+        waited_text = "an unknown time" if waited is None else str(int(waited)) + "s"
+        found = ["Node %s has been %s for %s while the kubelet is active (kubelet_ready_grace=%s)"
+                 % (name, condition, waited_text, grace)] + facts
+    else:
+        found = ["Node %s is still %s after the kubelet was restarted" % (name, condition)] + facts
+    if (local.get("diagnosis") or {}).get("api_error"):
+        return _result("none", found, error=(
+            "; ".join(found) + ". Neither a kubelet restart nor a re-join can fix that: check the fabric address and "
+            "route to the API endpoint, and any firewall between this node and the control plane"))
+    if not restarted:
+        plan = _result("restart_kubelet", found + [
+            "first step: restart the kubelet; if the Node is still not Ready after that, the next step is %s"
+            % ("a re-join" if status != "False" else "to stop with this diagnosis (a re-join cannot fix what the "
+                                                     "kubelet itself reports)")])
+        plan["restart_running"] = True
+        return plan
     if status == "False":
-        return _result("none", [
-            "Node %s is NotReady as reported by its own kubelet (%s: %s): membership works, a re-join would not "
-            "fix this (typically CNI or runtime)" % (name, ready["reason"], ready["message"])
-        ])
-    # Unknown or no Ready condition: the kubelet runs here but its status does not reach the API.
-    now = state.get("now")
-    grace = state.get("kubelet_ready_grace") or 0
-    durations = []
-    if now is not None and ready["since"] is not None:
-        durations.append(max(0, now - ready["since"]))
-    if local.get("kubelet_active_seconds") is not None:
-        durations.append(local["kubelet_active_seconds"])
-    waited = min(durations) if durations else None
-    label = "Unknown" if status == "Unknown" else "without a Ready condition"
-    if waited is not None and waited < grace:
-        return _result("none", [
-            "Node %s is %s although the kubelet is active; tolerated for %ds more (kubelet_ready_grace=%d)"
-            % (name, label, int(grace - waited), grace)
-        ])
-    waited_text = "an unknown time" if waited is None else str(int(waited)) + "s"
-    return _join_requirements(state, _result("reset_and_join", [
-        "Node %s has been %s for %s while the kubelet is active (kubelet_ready_grace=%s): the kubelet cannot "
-        "reach or authenticate to the API" % (name, label, waited_text, grace)
-    ]))
+        return _result("none", found, error=(
+            "; ".join(found) + ". The kubelet reaches the API and reports NotReady itself, so a re-join cannot fix "
+            "it: the cause is on the node (most often the container runtime or the CNI)"))
+    return _join_requirements(state, _result("reset_and_join", found + [
+        "the kubelet's status still does not reach the API: its credentials or state are broken, so it re-joins"]))
 
 
 def _plan_control_plane(state):

@@ -26,6 +26,8 @@ from ansible_collections.dgx_spark.cluster.plugins.module_utils import kubeadm a
 
 PROC = "/proc"
 KILL_WAIT = 10  # seconds between SIGTERM and SIGKILL for stuck kubeadm processes
+# Seconds a TCP connect from the node to the API may take while diagnosing a Node that is not Ready.
+DIAGNOSIS_CONNECT_TIMEOUT = 3
 
 
 class Runner(CommandRunner):
@@ -161,6 +163,31 @@ def gather(runner, params):
     return core.summarize_local(facts)
 
 
+def gather_diagnosis(runner, params):
+    """What the node says about a Node that is not Ready (read-only): can it reach the API, the runtime's own
+    conditions, the kubelet's recent errors. Each part is None when it could not be read."""
+    diagnosis = {"api_reachable": None, "api_error": None, "runtime_conditions": None, "kubelet_errors": None}
+    host, port = core.endpoint_host_port(params.get("api_endpoint"))
+    if host:
+        try:
+            socket.create_connection((host, port), timeout=DIAGNOSIS_CONNECT_TIMEOUT).close()
+            diagnosis["api_reachable"] = True
+        except (OSError, socket.error) as exc:
+            diagnosis["api_reachable"] = False
+            diagnosis["api_error"] = str(exc) or exc.__class__.__name__
+    crictl = runner.binary("crictl", required=False)
+    if crictl:
+        rc, out, unused_err = runner.run(core.crictl_info_argv(crictl, params["cri_socket"]), check=False, timeout=15)
+        if rc == 0:
+            diagnosis["runtime_conditions"] = core.parse_runtime_conditions(out)
+    journalctl = runner.binary("journalctl", required=False)
+    if journalctl:
+        rc, out, unused_err = runner.run(core.kubelet_errors_argv(journalctl), check=False, timeout=15)
+        if rc == 0:
+            diagnosis["kubelet_errors"] = core.parse_kubelet_errors(out)
+    return diagnosis
+
+
 class Executor(object):
     """Carries out one planned action through the runner."""
 
@@ -179,10 +206,10 @@ class Executor(object):
     def systemctl_run(self, verb, unit, now=False, check=True, timeout=120):
         return self.runner.run(core.systemctl_argv(self.systemctl, verb, unit, now=now), check=check, timeout=timeout)
 
-    def ensure_kubelet(self, local):
+    def ensure_kubelet(self, local, restart_running=False):
         if not core.kubelet_enabled(local):
             self.systemctl_run("enable", "kubelet")
-        if not core.kubelet_running(local):
+        if restart_running or not core.kubelet_running(local):
             self.systemctl_run("restart", "kubelet")
 
     def wait_cri_socket(self):
@@ -298,9 +325,9 @@ class Executor(object):
             self.runner.fail("kubeadm init failed" + (": " + detail if detail else ""), argv, rc, out, err)
         self.systemctl_run("enable", "kubelet", now=True)
 
-    def execute(self, action, local):
+    def execute(self, action, local, restart_running=False):
         if action == "restart_kubelet":
-            self.ensure_kubelet(local)
+            self.ensure_kubelet(local, restart_running)
         elif action == "join":
             self.join()
         elif action == "reset_and_join":
@@ -356,6 +383,8 @@ def run_module(module):
     runner = Runner(module, redact=[params["token"]] if params["token"] else [])
     local = gather(runner, params)
     state = dict(params, local=local, now=core.wall_clock())
+    if core.needs_diagnosis(state):
+        local["diagnosis"] = gather_diagnosis(runner, params)
     plan = core.plan(state)
     result = dict(action=plan["action"], reasons=plan["reasons"], local=local, node_name=params["node_name"],
                   fallback_used=False, changed=plan["action"] != "none", delete_api_node=plan["delete_api_node"])
@@ -373,7 +402,7 @@ def run_module(module):
         result["diff"] = dict(before=local, after=core.predicted_local(local, plan["action"]))
     if not module.check_mode and plan["action"] != "none":
         executor = Executor(module, runner, params, module.warn)
-        executor.execute(plan["action"], local)
+        executor.execute(plan["action"], local, plan["restart_running"])
         result["fallback_used"] = executor.fallback_used
     if params["role"] == "control_plane" and params["state"] == "present":
         result["static_pods"] = read_static_pods(runner, params["cri_socket"])

@@ -119,13 +119,23 @@ options:
     default: true
   kubelet_ready_grace:
     description:
-      - Seconds a worker whose kubelet is active may have a Ready condition of C(Unknown) (the kubelet's status does
-        not reach the API) before it is reset and re-joined.
-      - Measured from the later of the condition's C(lastTransitionTime) and the moment the kubelet became active.
-      - A Ready condition of C(False) is reported by the kubelet itself (its membership works; typically CNI is not
-        ready) and never causes a re-join.
+      - Seconds a worker whose kubelet is active and whose membership files are consistent may have a Node that is not
+        Ready (C(Unknown): its status does not reach the API; C(False): the kubelet reports NotReady) before it is
+        repaired. Measured from the later of the Ready condition's C(lastTransitionTime) and the moment the kubelet
+        became active.
+      - Past the grace the module reads the node's diagnosis (whether it reaches O(api_endpoint), the runtime's own
+        conditions, the kubelet's recent errors) and plans the first step, V(restart_kubelet). A node that cannot
+        reach the API fails with the diagnosis instead (neither step can fix that).
     type: int
-    default: 300
+    default: 90
+  kubelet_restarted:
+    description:
+      - The caller already restarted the kubelet in this run because the Node was not Ready, and waited for it. The
+        grace no longer applies and the plan takes the next step: V(reset_and_join) when the Node is still
+        C(Unknown); a failure with the diagnosis when the kubelet itself reports C(False) (a re-join cannot fix
+        that) or the node cannot reach the API.
+    type: bool
+    default: false
   operator_kubeconfig:
     description:
       - On a control plane, a copy of C(/etc/kubernetes/admin.conf) that an operator uses (for example
@@ -184,7 +194,7 @@ EXAMPLES = r"""
     api_endpoint: 10.10.10.1:6443
     token: "{{ _worker_join_token }}"
     ca_cert_hash: "{{ _worker_ca_cert_hash }}"
-    kubelet_ready_grace: 300
+    kubelet_ready_grace: 90
   register: membership
 
 - name: Start the control plane, or init it when no cluster exists
@@ -214,7 +224,10 @@ reasons:
   elements: str
   sample: ["Node spark-ba63 does not exist in the API although kubelet.conf is present"]
 local:
-  description: The local-state summary the decision was made from (before acting).
+  description:
+    - The local-state summary the decision was made from (before acting).
+    - For a worker whose Node exists but is not Ready it also holds C(diagnosis) (C(api_reachable), C(api_error),
+      C(runtime_conditions), C(kubelet_errors)), what the reasons quote.
   returned: always
   type: dict
   sample:
@@ -309,7 +322,8 @@ def build_module():
             init_timeout=dict(type="int", default=600),
             cri_socket_timeout=dict(type="int", default=30),
             reset_fallback=dict(type="bool", default=True),
-            kubelet_ready_grace=dict(type="int", default=300),
+            kubelet_ready_grace=dict(type="int", default=90),
+            kubelet_restarted=dict(type="bool", default=False),
             operator_kubeconfig=dict(type="path"),
             operator_user=dict(type="str"),
             root=dict(type="path", default="/"),

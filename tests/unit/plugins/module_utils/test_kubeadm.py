@@ -4,6 +4,7 @@ parsers of real kubeadm output (tests/unit/fixtures/kubeadm, copied from shared/
 Node objects are constructed here in the shape the API returns (status.conditions[type=Ready]).
 """
 
+import json
 import base64
 import os
 import shutil
@@ -131,21 +132,45 @@ DECISION_TABLE = [
      "reset_and_join", None, [], "identifies this node as spark-2959"),
     ("half-finished-join", worker_state(healthy_worker(kubelet_config=False)),
      "reset_and_join", None, [], "config.yaml missing"),
-    ("notready-reported-by-kubelet", worker_state(healthy_worker(), api_node=node(
+    # --- worker, consistent, kubelet active, Node not Ready: tolerate, restart, then re-join or stop with the diagnosis
+    ("notready-reported-by-kubelet-within-grace", worker_state(healthy_worker(), api_node=node(
+        "False", since="2025-12-31T23:59:00Z", reason="KubeletNotReady",
+        message="container runtime network not ready: cni plugin not initialized")),
+     "none", None, [], "tolerated for 240s more"),
+    ("notready-reported-by-kubelet-beyond-grace", worker_state(healthy_worker(), api_node=node(
         "False", reason="KubeletNotReady", message="container runtime network not ready: cni plugin not initialized")),
-     "none", None, [], "a re-join would not fix"),
+     "restart_kubelet", None, [], "Ready=False (KubeletNotReady: container runtime network not ready"),
+    ("notready-after-restart-kubelet-reports-it", worker_state(healthy_worker(kubelet_active_seconds=5.0), api_node=node(
+        "False", reason="KubeletNotReady", message="container runtime network not ready: cni plugin not initialized"),
+        kubelet_restarted=True),
+     "none", "a re-join cannot fix it", [], "still Ready=False"),
     ("unknown-within-grace", worker_state(healthy_worker(), api_node=node("Unknown", since="2025-12-31T23:58:00Z")),
      "none", None, [], "tolerated for 180s more"),
     ("unknown-beyond-grace", worker_state(healthy_worker(), api_node=node("Unknown", since="2025-12-31T23:00:00Z")),
-     "reset_and_join", None, [], "has been Unknown for 3600s"),
+     "restart_kubelet", None, [], "has been Ready=Unknown (KubeletReady: kubelet is posting ready status) for 3600s"),
+    ("unknown-beyond-grace-names-the-next-step",
+     worker_state(healthy_worker(), api_node=node("Unknown", since="2025-12-31T23:00:00Z")),
+     "restart_kubelet", None, [], "the next step is a re-join"),
+    ("unknown-after-restart", worker_state(healthy_worker(kubelet_active_seconds=5.0),
+                                           api_node=node("Unknown", since="2025-12-31T23:59:00Z"),
+                                           kubelet_restarted=True),
+     "reset_and_join", None, [], "is still Ready=Unknown"),
     ("unknown-long-but-kubelet-just-started",
      worker_state(healthy_worker(kubelet_active_seconds=10.0), api_node=node("Unknown", since="2025-12-01T00:00:00Z")),
      "none", None, [], "tolerated for 290s more"),
     ("no-ready-condition-no-times", worker_state(healthy_worker(kubelet_active_seconds=None), api_node=node(None)),
-     "reset_and_join", None, [], "an unknown time"),
+     "restart_kubelet", None, [], "an unknown time"),
     ("grace-zero", worker_state(healthy_worker(), api_node=node("Unknown", since="2025-12-31T23:59:59Z"),
                                 kubelet_ready_grace=0),
-     "reset_and_join", None, [], "kubelet_ready_grace=0"),
+     "restart_kubelet", None, [], "kubelet_ready_grace=0"),
+    ("unknown-and-api-unreachable-from-the-node",
+     worker_state(healthy_worker(diagnosis={"api_reachable": False, "api_error": "timed out"}),
+                  api_node=node("Unknown", since="2025-12-31T23:00:00Z")),
+     "none", "this node cannot reach the API at 10.10.10.1:6443: timed out", [], "cannot reach the API"),
+    ("api-unreachable-within-grace-is-tolerated",
+     worker_state(healthy_worker(diagnosis={"api_reachable": False, "api_error": "timed out"}),
+                  api_node=node("Unknown", since="2025-12-31T23:59:30Z")),
+     "none", None, [], "tolerated"),
     # --- worker, no kubelet.conf
     ("nothing-local-no-node", worker_state(fresh(), api_node=None), "join", None, [], "does not exist in the API"),
     ("no-conf-node-notready-clean", worker_state(fresh(), api_node=node("Unknown")),
@@ -220,12 +245,13 @@ def test_decision_table(state, action, error, missing, reason):
 @pytest.mark.parametrize("state,expected", [
     (worker_state(fresh(), api_node=node("True")), True),            # stale Ready Node: kubeadm join would refuse it
     (worker_state(fresh(), api_node=node("Unknown")), True),         # a not-Ready leftover Node
-    (worker_state(healthy_worker(), api_node=node("Unknown", since="2025-12-31T23:00:00Z")), True),
+    (worker_state(healthy_worker(), api_node=node("Unknown", since="2025-12-31T23:00:00Z"), kubelet_restarted=True),
+     True),
     (worker_state(fresh(), api_node=None), False),                   # nothing to delete
     (worker_state(healthy_worker(), api_node=None), False),          # deleted already (re-join)
     (worker_state(healthy_worker()), False),                         # healthy: no join at all
     (worker_state(healthy_worker(kubelet_active="inactive")), False),
-], ids=["ready-stale", "notready-stale", "unknown-beyond-grace", "fresh-no-node", "rejoin-no-node", "healthy",
+], ids=["ready-stale", "notready-stale", "unknown-after-restart", "fresh-no-node", "rejoin-no-node", "healthy",
         "restart-only"])
 def test_plan_says_when_the_node_object_must_be_deleted_first(state, expected):
     assert core.plan(state)["delete_api_node"] is expected
@@ -716,3 +742,75 @@ def test_static_pod_states_take_the_newest_container_of_each_static_pod():
     }
     assert static_pod_states("not json") == {}
     assert static_pod_states("") == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# The diagnosis of a Node that is not Ready (parsers on real output; the planner's use of it)
+# ---------------------------------------------------------------------------------------------
+
+# klog lines in the kubelet's format (written for this test; the lab's repair tests read a real kubelet's journal),
+# with an info line and a repeat that must not count twice.
+KUBELET_JOURNAL = """I1130 00:40:01.100000    2381 kubelet.go:2409] "SyncLoop (housekeeping)"
+E1130 00:40:02.312913    2381 kubelet_node_status.go:535] "Error updating node status, will retry" err="error getting node \\"spark-ba63\\": Unauthorized"
+E1130 00:40:03.100001    2381 reflector.go:158] "Unhandled Error" err="failed to list *v1.Service: Unauthorized"
+E1130 00:40:04.312913    2381 kubelet_node_status.go:535] "Error updating node status, will retry" err="error getting node \\"spark-ba63\\": Unauthorized"
+"""
+
+
+def test_parse_kubelet_errors_keeps_distinct_messages_newest_last():
+    errors = core.parse_kubelet_errors(KUBELET_JOURNAL)
+    assert errors == [
+        '"Unhandled Error" err="failed to list *v1.Service: Unauthorized"',
+        '"Error updating node status, will retry" err="error getting node \\"spark-ba63\\": Unauthorized"',
+    ]
+    assert core.parse_kubelet_errors(KUBELET_JOURNAL, limit=1) == [errors[-1]]
+    assert core.parse_kubelet_errors("") == []
+    long_line = "E1130 00:40:02.312913    2381 x.go:1] " + "y" * 500
+    assert len(core.parse_kubelet_errors(long_line)[0]) == 240
+
+
+def test_parse_runtime_conditions_from_crictl_info():
+    text = json.dumps({"status": {"conditions": [
+        {"type": "RuntimeReady", "status": True, "reason": "", "message": ""},
+        {"type": "NetworkReady", "status": False, "reason": "NetworkPluginNotReady",
+         "message": "Network plugin returns error: cni plugin not initialized"}]}})
+    conditions = core.parse_runtime_conditions(text)
+    assert [(c["type"], c["status"]) for c in conditions] == [("RuntimeReady", True), ("NetworkReady", False)]
+    assert core.parse_runtime_conditions("not json") == [] and core.parse_runtime_conditions("{}") == []
+    lines = core.describe_diagnosis({"runtime_conditions": conditions}, "10.10.10.1:6443")
+    assert lines == ["container runtime reports NetworkReady=false (NetworkPluginNotReady: Network plugin returns "
+                     "error: cni plugin not initialized)"]
+
+
+@pytest.mark.parametrize("endpoint,expected", [
+    ("10.10.10.1:6443", ("10.10.10.1", 6443)), ("https://10.10.10.1:6443/", ("10.10.10.1", 6443)),
+    ("[fd00::1]:7443", ("fd00::1", 7443)), ("spark-2959", ("spark-2959", 6443)), ("", (None, None)),
+])
+def test_endpoint_host_port(endpoint, expected):
+    assert core.endpoint_host_port(endpoint) == expected
+
+
+def test_restart_plan_quotes_the_diagnosis_and_restarts_a_running_kubelet():
+    diagnosis = {"api_reachable": True, "api_error": None, "runtime_conditions": [],
+                 "kubelet_errors": core.parse_kubelet_errors(KUBELET_JOURNAL)}
+    plan = core.plan(worker_state(healthy_worker(diagnosis=diagnosis),
+                                  api_node=node("Unknown", reason="NodeStatusUnknown",
+                                                message="Kubelet stopped posting node status.")))
+    assert plan["action"] == "restart_kubelet" and plan["restart_running"] is True
+    text = " ".join(plan["reasons"])
+    assert "this node reaches the API at 10.10.10.1:6443" in text
+    assert "the kubelet's recent errors: " in text and "Unauthorized" in text
+    # A kubelet that is merely stopped is started, not "restarted while running".
+    assert core.plan(worker_state(healthy_worker(kubelet_active="inactive")))["restart_running"] is False
+
+
+@pytest.mark.parametrize("state,expected", [
+    (worker_state(healthy_worker(), api_node=node("Unknown")), True),
+    (worker_state(healthy_worker(), api_node=node("False")), True),
+    (worker_state(healthy_worker()), False),                       # Ready: nothing to diagnose, nothing read
+    (worker_state(healthy_worker(), api_node=None), False),        # no Node: a re-join, not a diagnosis
+    (worker_state(fresh(), api_node=node("Unknown")), False),      # no kubelet.conf: a join
+    (cp_state(healthy_cp(), api_node=node("Unknown", name="spark-2959")), False),
+])
+def test_diagnosis_is_read_only_for_a_joined_worker_whose_node_is_not_ready(state, expected):
+    assert bool(core.needs_diagnosis(state)) is expected

@@ -52,3 +52,42 @@ def test_only_nodes_we_cordoned_are_uncordoned():
 
 def test_empty_inputs():
     assert summary.node_summary(None) == {"lines": [], "warnings": []}
+
+
+def test_not_ready_names_each_node_with_its_condition_and_what_the_run_tried():
+    nodes = [
+        {"metadata": {"name": "spark-2959"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}},
+        {"metadata": {"name": "spark-ba63"}, "status": {"conditions": [
+            {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown",
+             "message": "Kubelet stopped posting node status.", "lastTransitionTime": "2026-11-30T00:40:00Z"}]}},
+    ]
+    attempts = {"spark-ba63": ["restart_kubelet because Node spark-ba63 has been Ready=Unknown for 95s"]}
+    found = summary.not_ready(nodes, ["spark-2959", "spark-ba63"], attempts)
+    assert found == [{"name": "spark-ba63", "line": (
+        "spark-ba63: Ready=Unknown (NodeStatusUnknown: Kubelet stopped posting node status.) since "
+        "2026-11-30T00:40:00Z; this run: restart_kubelet because Node spark-ba63 has been Ready=Unknown for 95s")}]
+
+
+def test_not_ready_counts_a_missing_node_and_one_without_a_ready_condition():
+    nodes = [{"metadata": {"name": "spark-2959"}, "status": {}}]
+    found = summary.not_ready(nodes, ["spark-2959", "spark-ba63"])
+    assert [f["line"] for f in found] == [
+        "spark-2959: Ready=absent; this run: nothing (its plan was none)",
+        "spark-ba63: no Node in the API; this run: nothing (its plan was none)",
+    ]
+    # Nodes outside the inventory are not judged; every inventory node Ready is an empty list.
+    ready = [{"metadata": {"name": "x"}, "status": {"conditions": [{"type": "Ready", "status": "False"}]}}]
+    assert summary.not_ready(ready, []) == []
+
+
+def test_membership_attempts_skips_plans_that_did_not_run_or_planned_nothing():
+    host_vars = {
+        "worker_plan": {"action": "restart_kubelet", "reasons": ["a", "b"], "changed": False},
+        "worker_escalation": {"action": "reset_and_join", "reasons": ["c"]},
+        "control_plane_membership": {"skipped": True},
+        "unrelated": {"action": "none", "reasons": ["ok"]},
+    }
+    keys = ["control_plane_membership", "worker_plan", "worker_escalation", "unrelated", "absent"]
+    assert summary.membership_attempts(host_vars, keys) == [
+        "restart_kubelet because a; b", "reset_and_join because c"]
+    assert summary.membership_attempts({}, keys) == []

@@ -22,7 +22,16 @@ from module_harness import ExitJson, FailJson, load  # noqa: E402  (sibling help
 TOKEN = "q7x2kd.8n4m1p0z9y3w6v5t"
 CA_A = "sha256:8d6e659203b93eb44a3cab2ba733c443c85d23400d8e1a5ed40e514e6d3f59aa"
 SOCK = "unix:///run/containerd/containerd.sock"
-READ_ONLY = (("systemctl", "is-active"), ("systemctl", "is-enabled"), ("systemctl", "show"), ("openssl", "x509"))
+READ_ONLY = (("systemctl", "is-active"), ("systemctl", "is-enabled"), ("systemctl", "show"), ("openssl", "x509"),
+             ("journalctl", "-u"))
+
+
+def is_mutating(call):
+    """A call that may change the node (everything but the module's reads, the diagnosis's included)."""
+    argv = call["argv"]
+    if os.path.basename(argv[0]) == "crictl" and argv[-3:] == ["info", "-o", "json"]:
+        return False
+    return (os.path.basename(argv[0]), argv[1]) not in READ_ONLY
 
 
 def write(path, text=""):
@@ -63,6 +72,12 @@ def control_plane(root):
     return r
 
 
+# klog lines in the kubelet's format (written for this test): a kubelet whose client certificate the API rejects.
+KUBELET_UNAUTHORIZED = (
+    'E1130 00:40:02.312913    2381 kubelet_node_status.go:535] "Error updating node status, will retry" '
+    'err="error getting node \\"spark-ba63\\": Unauthorized"\n')
+
+
 def ready_node(status="True", since="2025-12-31T23:00:00Z"):
     return {"kind": "Node", "metadata": {"name": "spark-ba63"},
             "status": {"conditions": [{"type": "Ready", "status": status, "lastTransitionTime": since,
@@ -87,13 +102,20 @@ def responder(kubelet_active="active", kubelet_enabled="enabled", reset_rc=0, jo
             return join_rc, join_out, join_err
         if name == "kubeadm" and argv[1] == "init":
             return init_rc, "Your Kubernetes control-plane has initialized successfully!\n", ""
+        if name == "journalctl":
+            return 0, KUBELET_UNAUTHORIZED, ""
+        if name == "crictl" and "info" in argv:
+            return 0, '{"status": {"conditions": [{"type": "RuntimeReady", "status": true}, ' \
+                      '{"type": "NetworkReady", "status": true}]}}', ""
         return 0, "", ""
 
     return respond
 
 
-def run(args, respond=None, check_mode=False, diff=False, monkeypatch=None):
-    """Run main(); return (result, calls, warnings, removed_paths, killed)."""
+def run(args, respond=None, check_mode=False, diff=False, monkeypatch=None, api_connect=None, connects=None):
+    """Run main(); return (result, calls, warnings, removed_paths, killed). No packet leaves: the diagnosis's TCP
+    connect to the API is faked (``api_connect``: None succeeds, an exception instance is raised) and recorded in
+    ``connects``."""
     args = dict(args)
     if check_mode:
         args["_ansible_check_mode"] = True
@@ -134,6 +156,18 @@ def run(args, respond=None, check_mode=False, diff=False, monkeypatch=None):
     monkeypatch.setattr(kubeadm_io, "PROC", str(args.get("root", "/")) + "/proc")
     monkeypatch.setattr(kubeadm_io, "KILL_WAIT", 0)
     monkeypatch.setattr(kubeadm_io.time, "sleep", lambda s: None)
+
+    class Connection(object):
+        def close(self):
+            pass
+
+    def create_connection(address, timeout=None):
+        (connects if connects is not None else []).append((address, timeout))
+        if api_connect is not None:
+            raise api_connect
+        return Connection()
+
+    monkeypatch.setattr(kubeadm_io.socket, "create_connection", create_connection)
     with patch_module_args(args):
         with pytest.raises((ExitJson, FailJson)) as caught:
             kubeadm_node.main()
@@ -220,7 +254,7 @@ def test_fresh_worker_joins_with_exact_argv(tmp_path, monkeypatch):
                                                        join_out=load("kubeadm", "join-success-v1.33-with-prompt.txt")),
                                      monkeypatch=monkeypatch)
     assert result["action"] == "join" and result["changed"] is True
-    mutating = [c for c in calls if (os.path.basename(c["argv"][0]), c["argv"][1]) not in READ_ONLY]
+    mutating = [c for c in calls if is_mutating(c)]
     assert mutating[0]["argv"] == ["/usr/bin/kubeadm", "join", "10.10.10.1:6443", "--token", TOKEN,
                                    "--discovery-token-ca-cert-hash", CA_A, "--node-name", "spark-ba63",
                                    "--cri-socket", SOCK]
@@ -237,7 +271,7 @@ def test_rejoin_after_node_deleted(tmp_path, monkeypatch):
     result, calls, warnings, k = run(dict(WORKER, root=root, api_node=None, reset_timeout=90),
                                      monkeypatch=monkeypatch)
     assert result["action"] == "reset_and_join" and result["fallback_used"] is False
-    mutating = [c for c in calls if (os.path.basename(c["argv"][0]), c["argv"][1]) not in READ_ONLY]
+    mutating = [c for c in calls if is_mutating(c)]
     assert mutating[0]["argv"] == ["/usr/bin/kubeadm", "reset", "-f", "--cri-socket", SOCK]
     assert mutating[0]["timeout"] == 90
     assert mutating[1]["argv"][1] == "join" and mutating[1]["timeout"] == 420
@@ -259,7 +293,7 @@ def test_forced_reset_when_kubeadm_reset_times_out(tmp_path, monkeypatch):
                                           respond=responder(reset_rc=124), monkeypatch=monkeypatch)
     assert result["action"] == "reset_and_join" and result["fallback_used"] is True
     assert any("timed out" in w for w in warnings)
-    seq = argvs([c for c in calls if (os.path.basename(c["argv"][0]), c["argv"][1]) not in READ_ONLY])
+    seq = argvs([c for c in calls if is_mutating(c)])
     assert seq[0] == ["kubeadm", "reset", "-f", "--cri-socket", SOCK]
     # The kubelet is killed before it is stopped: a stop that hung inside kubeadm reset would block another stop.
     assert seq[1] == ["systemctl", "kill", "--signal=SIGKILL", "kubelet"]
@@ -364,7 +398,7 @@ def test_restart_kubelet(tmp_path, monkeypatch):
                               respond=responder(kubelet_active="inactive", kubelet_enabled="disabled"),
                               monkeypatch=monkeypatch)
     assert result["action"] == "restart_kubelet"
-    seq = argvs([c for c in calls if (os.path.basename(c["argv"][0]), c["argv"][1]) not in READ_ONLY])
+    seq = argvs([c for c in calls if is_mutating(c)])
     assert seq == [["systemctl", "enable", "kubelet"], ["systemctl", "restart", "kubelet"]]
 
 
@@ -374,7 +408,7 @@ def test_control_plane_init_exact_argv(tmp_path, monkeypatch):
                                "cluster_exists": False, "init_config": "/etc/kubernetes/kubeadm-config.yaml"},
                               respond=responder(kubelet_active="inactive"), monkeypatch=monkeypatch)
     assert result["action"] == "init"
-    mutating = [c for c in calls if (os.path.basename(c["argv"][0]), c["argv"][1]) not in READ_ONLY]
+    mutating = [c for c in calls if is_mutating(c)]
     assert mutating[0]["argv"] == ["/usr/bin/kubeadm", "init", "--config", "/etc/kubernetes/kubeadm-config.yaml",
                                    "--skip-token-print"]
     assert mutating[0]["timeout"] == 600
@@ -510,3 +544,44 @@ def test_operator_kubeconfig_copy_reported_current_only_when_identical_private_a
     assert result["action"] == "none"
     assert [argv[:2] for argv in argvs(calls)] == [["systemctl", "is-active"], ["systemctl", "is-enabled"],
                                                    ["systemctl", "show"], ["crictl", "--runtime-endpoint"]]
+
+
+def test_not_ready_beyond_grace_restarts_the_running_kubelet_with_the_diagnosis(tmp_path, monkeypatch):
+    root = joined_worker(tmp_path)
+    connects = []
+    result, calls, w, k = run(dict(WORKER, root=root, api_node=ready_node("Unknown")), monkeypatch=monkeypatch,
+                              connects=connects)
+    assert result["action"] == "restart_kubelet"
+    assert connects == [(("10.10.10.1", 6443), kubeadm_io.DIAGNOSIS_CONNECT_TIMEOUT)]
+    assert result["local"]["diagnosis"]["kubelet_errors"][0].endswith('Unauthorized"')
+    text = "; ".join(result["reasons"])
+    assert "this node reaches the API at 10.10.10.1:6443" in text and "Unauthorized" in text
+    seq = argvs([c for c in calls if is_mutating(c)])
+    assert seq == [["systemctl", "restart", "kubelet"]]  # restarted although it is active
+
+
+def test_not_ready_and_api_unreachable_fails_with_the_diagnosis_and_changes_nothing(tmp_path, monkeypatch):
+    root = joined_worker(tmp_path)
+    result, calls, w, k = run(dict(WORKER, root=root, api_node=ready_node("Unknown")), monkeypatch=monkeypatch,
+                              api_connect=OSError(113, "No route to host"))
+    assert result["failed"] and result["action"] == "none"
+    assert "this node cannot reach the API at 10.10.10.1:6443: [Errno 113] No route to host" in result["msg"]
+    assert "Neither a kubelet restart nor a re-join can fix that" in result["msg"]
+    assert not [c for c in calls if is_mutating(c)]
+
+
+def test_ready_node_reads_no_diagnosis(tmp_path, monkeypatch):
+    root = joined_worker(tmp_path)
+    connects = []
+    result, calls, w, k = run(dict(WORKER, root=root, api_node=ready_node("True")), monkeypatch=monkeypatch,
+                              connects=connects)
+    assert result["action"] == "none" and "diagnosis" not in result["local"] and connects == []
+    assert not [c for c in calls if os.path.basename(c["argv"][0]) in ("crictl", "journalctl")]
+
+
+def test_after_a_restart_a_node_still_unknown_is_re_joined(tmp_path, monkeypatch):
+    root = joined_worker(tmp_path)
+    result, calls, w, k = run(dict(WORKER, root=root, api_node=ready_node("Unknown", since="2025-12-31T23:59:59Z"),
+                                   kubelet_restarted=True), check_mode=True, monkeypatch=monkeypatch)
+    assert result["action"] == "reset_and_join" and result["delete_api_node"] is True
+    assert any("is still Ready=Unknown" in r for r in result["reasons"])
