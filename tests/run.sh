@@ -4,9 +4,10 @@
 #   lint     ansible-lint, production profile, empty skip list
 #   sanity   ansible-test sanity, no ignore file
 #   unit     pytest: parsers and planners on real captured output, modules, filters, playbook-level checks
-#   lab      Molecule scenarios on the two-node podman lab, each from fresh nodes; then the repair tests
-#            (tests/lab: eight injected faults, each repaired and followed by a quiet run) and the no-op
-#            speed benchmark (tests/bench.py), with their measured times
+#   lab      the lab's real Kubernetes (built once from the Go module proxy, cached in /var/cache/dgxlab);
+#            Molecule scenarios on the two-node podman lab, each from fresh nodes; then the repair tests
+#            (tests/lab: injected faults, each repaired and followed by a quiet run; Nodes not Ready while
+#            their kubelet runs) and the no-op speed benchmark (tests/bench.py), with their measured times
 #   kernel   two QEMU VMs with soft-RoCE: roce_check for real (skip with --no-kernel or DGX_TEST_KERNEL=0)
 # Usage: tests/run.sh [--no-kernel] [tier ...]     (no tier: all of setup lint sanity unit lab kernel)
 set -euo pipefail
@@ -50,6 +51,8 @@ run_tier() {
 
 tier_lab() {
     local scenario
+    # The real Kubernetes the lab nodes install and import (about 12 minutes cold, on 2 cores; cached after that).
+    lab/build-node-artifacts.sh >/dev/null || return 1
     lab/lab.sh image
     for scenario_dir in molecule/*/; do
         scenario=$(basename "$scenario_dir")
@@ -60,11 +63,12 @@ tier_lab() {
         molecule reset -s "$scenario" >/dev/null 2>&1 || true  # forget state (prepared, converged) of earlier runs
         molecule test -s "$scenario" || return 1
     done
-    printf -- '--- repairs: eight injected faults, stop/start, guarded reset (fresh lab) ---\n'
+    printf -- '--- repairs: injected faults, Nodes not Ready, stop/start, guarded reset, concurrent runs (fresh lab) ---\n'
     lab/lab.sh down >/dev/null 2>&1 || true
     lab/lab.sh up || return 1
-    # Order matters: test_repairs.py builds the cluster from empty nodes, the concurrency test needs it built.
-    pytest -v -p no:cacheprovider tests/lab/test_repairs.py tests/lab/test_concurrent_runs.py || return 1
+    # Order matters: test_repairs.py builds the cluster from empty nodes (conftest runs it first); the others need it.
+    pytest -v -p no:cacheprovider tests/lab/test_repairs.py tests/lab/test_not_ready.py \
+        tests/lab/test_concurrent_runs.py || return 1
     python3 - "$REPO/.lab/repair-times.json" <<'PY'
 import json, sys
 times = json.load(open(sys.argv[1]))

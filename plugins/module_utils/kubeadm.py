@@ -639,15 +639,23 @@ def _plan_worker(state):
 KLOG_ERROR = re.compile(r"^E\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+\s+\S+:\d+\]\s*(.*)$")
 
 
+# Errors a healthy kubelet logs too, which would crowd out the one that explains a Node not Ready: a worker has no
+# static pod manifests directory, and the kubelet says so every second.
+KLOG_NOISE = ("\"Unable to read config path\" err=\"path does not exist, ignoring\"",)
+
+
 def parse_kubelet_errors(text, limit=3, width=240):
     """The last ``limit`` distinct error messages of klog lines (``E1130 00:08:56.1 123 file.go:12] msg``) in a
-    journal excerpt, newest last, each cut to ``width`` characters. Repeats of one message count once."""
+    journal excerpt, newest last, each cut to ``width`` characters. Repeats of one message count once; the
+    messages of KLOG_NOISE are left out."""
     found = []
     for line in (text or "").splitlines():
         match = KLOG_ERROR.match(line.strip())
         if not match:
             continue
         message = match.group(1).strip()
+        if any(noise in message for noise in KLOG_NOISE):
+            continue
         if len(message) > width:
             message = message[:width - 3] + "..."
         if message in found:

@@ -387,7 +387,8 @@ def run_module(module):
         local["diagnosis"] = gather_diagnosis(runner, params)
     plan = core.plan(state)
     result = dict(action=plan["action"], reasons=plan["reasons"], local=local, node_name=params["node_name"],
-                  fallback_used=False, changed=plan["action"] != "none", delete_api_node=plan["delete_api_node"])
+                  fallback_used=False, changed=plan["action"] != "none", delete_api_node=plan["delete_api_node"],
+                  restart_running=plan["restart_running"])
     for warning in plan["warnings"]:
         module.warn(warning)
     problem = plan["error"] or core.missing_message(plan)

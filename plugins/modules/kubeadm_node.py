@@ -253,6 +253,14 @@ node_name:
   returned: always
   type: str
   sample: spark-ba63
+restart_running:
+  description:
+    - Whether a V(restart_kubelet) restarts a kubelet that is running (its Node has been not Ready past
+      O(kubelet_ready_grace)); the caller then waits for Ready and, if it does not come, plans again with
+      O(kubelet_restarted=true).
+  returned: always
+  type: bool
+  sample: false
 fallback_used:
   description: Whether the forced reset ran because C(kubeadm reset -f) failed or timed out.
   returned: always

@@ -49,6 +49,11 @@ def decisions(output):
     return found
 
 
+def flat(output):
+    """The output with every run of whitespace made one space: the YAML callback wraps long messages."""
+    return " ".join(output.split())
+
+
 def task_results(output, task):
     """The per-host result words ('ok', 'changed', 'skipping', 'fatal', ...) printed under every TASK whose
     title contains ``task``."""

@@ -171,16 +171,17 @@ def test_fault_5_api_address_missing_on_the_control_plane(lab_ready):
 
 
 def test_fault_6_kubeadm_reset_hangs_during_a_rejoin(lab_ready):
-    # A kubelet that does not stop: frozen (SIGSTOP), with systemd told to wait for it without limit, as for a
-    # process stuck in uninterruptible sleep. kubeadm reset's own `systemctl stop kubelet` then never returns.
+    # A kubelet that does not exit when it is stopped, as one stuck in uninterruptible sleep: its stop signal is one
+    # it ignores (SIGURG), and systemd waits for it without limit. kubeadm reset's own `systemctl stop kubelet` then
+    # never returns. (SIGSTOP alone is no hang: systemd sends SIGCONT after the stop signal.)
     dropin = "/run/systemd/system/kubelet.service.d/90-lab-fault-6.conf"
-    node(WORKER, "mkdir -p %s && printf '[Service]\\nTimeoutStopSec=infinity\\n' > %s && systemctl daemon-reload"
-         " && systemctl kill --kill-whom=main --signal=SIGSTOP kubelet" % (dropin.rsplit("/", 1)[0], dropin))
+    node(WORKER, "mkdir -p %s && printf '[Service]\\nKillSignal=SIGURG\\nTimeoutStopSec=infinity\\n' > %s"
+         " && systemctl daemon-reload" % (dropin.rsplit("/", 1)[0], dropin))
     api().delete_node(WORKER)
     try:
         run = repair("6 kubeadm reset hangs during a re-join", "-e", "worker_reset_timeout=15")
     finally:
-        node(WORKER, "rm -f %s; systemctl daemon-reload; systemctl kill --signal=SIGCONT kubelet" % dropin, check=False)
+        node(WORKER, "rm -f %s; systemctl daemon-reload" % dropin, check=False)
     assert decisions(run.output) == {WORKER: ["reset_and_join"]}, run
     assert "kubeadm reset -f timed out (rc 124); running the forced reset" in run.output
 

@@ -748,25 +748,23 @@ def test_static_pod_states_take_the_newest_container_of_each_static_pod():
 # The diagnosis of a Node that is not Ready (parsers on real output; the planner's use of it)
 # ---------------------------------------------------------------------------------------------
 
-# klog lines in the kubelet's format (written for this test; the lab's repair tests read a real kubelet's journal),
-# with an info line and a repeat that must not count twice.
-KUBELET_JOURNAL = """I1130 00:40:01.100000    2381 kubelet.go:2409] "SyncLoop (housekeeping)"
-E1130 00:40:02.312913    2381 kubelet_node_status.go:535] "Error updating node status, will retry" err="error getting node \\"spark-ba63\\": Unauthorized"
-E1130 00:40:03.100001    2381 reflector.go:158] "Unhandled Error" err="failed to list *v1.Service: Unauthorized"
-E1130 00:40:04.312913    2381 kubelet_node_status.go:535] "Error updating node status, will retry" err="error getting node \\"spark-ba63\\": Unauthorized"
-"""
+def kubelet_journal(name):
+    with open(os.path.join(FIXTURES, "kubelet", name)) as handle:
+        return handle.read()
 
 
-def test_parse_kubelet_errors_keeps_distinct_messages_newest_last():
-    errors = core.parse_kubelet_errors(KUBELET_JOURNAL)
-    assert errors == [
-        '"Unhandled Error" err="failed to list *v1.Service: Unauthorized"',
-        '"Error updating node status, will retry" err="error getting node \\"spark-ba63\\": Unauthorized"',
-    ]
-    assert core.parse_kubelet_errors(KUBELET_JOURNAL, limit=1) == [errors[-1]]
+def test_parse_kubelet_errors_on_a_real_journal_keeps_distinct_messages_newest_last():
+    # A real kubelet v1.31.14 whose client certificate the API rejects; its "manifests path" noise is left out.
+    errors = core.parse_kubelet_errors(kubelet_journal("journal-unauthorized-v1.31.14.txt"))
+    assert len(errors) == 3 and all("Unauthorized" in e for e in errors), errors
+    assert not any("Unable to read config path" in e for e in errors)
+    assert len(set(errors)) == 3
     assert core.parse_kubelet_errors("") == []
     long_line = "E1130 00:40:02.312913    2381 x.go:1] " + "y" * 500
     assert len(core.parse_kubelet_errors(long_line)[0]) == 240
+    repeated = "E1130 00:40:02.1 1 a.go:1] one\nE1130 00:40:03.1 1 a.go:1] two\nE1130 00:40:04.1 1 a.go:1] one\n"
+    assert core.parse_kubelet_errors(repeated) == ["two", "one"]
+    assert core.parse_kubelet_errors(repeated, limit=1) == ["one"]
 
 
 def test_parse_runtime_conditions_from_crictl_info():
@@ -792,7 +790,7 @@ def test_endpoint_host_port(endpoint, expected):
 
 def test_restart_plan_quotes_the_diagnosis_and_restarts_a_running_kubelet():
     diagnosis = {"api_reachable": True, "api_error": None, "runtime_conditions": [],
-                 "kubelet_errors": core.parse_kubelet_errors(KUBELET_JOURNAL)}
+                 "kubelet_errors": core.parse_kubelet_errors(kubelet_journal("journal-unauthorized-v1.31.14.txt"))}
     plan = core.plan(worker_state(healthy_worker(diagnosis=diagnosis),
                                   api_node=node("Unknown", reason="NodeStatusUnknown",
                                                 message="Kubelet stopped posting node status.")))
