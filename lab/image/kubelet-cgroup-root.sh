@@ -4,7 +4,7 @@
 # cgroup namespace, or the kubelet fails with 'cgroup ["kubelet"] has some missing paths'. Runs at every boot.
 set -eu
 mount --make-rprivate /sys/fs/cgroup
-for hierarchy in $(awk '$3 == "cgroup" {print $2}' /proc/self/mounts | sort -u); do
+awk '$3 == "cgroup" {print $2}' /proc/self/mounts | sort -u | while read -r hierarchy; do
     for root in /kubelet /kubelet.slice; do
         mkdir -p "$hierarchy$root"
         if [ "$hierarchy" = /sys/fs/cgroup/cpuset ]; then

@@ -12,7 +12,7 @@ while :; do
         kubectl --kubeconfig "$kubeconfig" --request-timeout=3s get nodes -o \
             jsonpath='{range .items[*]}{.metadata.name} {.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}' \
             2>/dev/null | while read -r name cidr address; do
-            [ -n "$cidr" ] && [ -n "$address" ] || continue
+            if [ -z "$cidr" ] || [ -z "$address" ]; then continue; fi
             if [ "$name" = "$me" ]; then
                 want=$(cat <<JSON
 {

@@ -685,8 +685,10 @@ def endpoint_host_port(endpoint, default_port=6443):
     return match.group(1), int(match.group(2) or default_port)
 
 
-def kubelet_errors_argv(journalctl, seconds=180):
-    return [journalctl, "-u", "kubelet", "--since", "-%ds" % seconds, "-o", "cat", "--no-pager", "-n", "400"]
+def kubelet_errors_argv(journalctl, seconds=180, lines=1000):
+    """The newest ``lines`` journal lines of the kubelet from the last ``seconds``, newest first (-r: with --since,
+    journalctl's -n alone would keep the oldest lines of the window; reverse the text before parse_kubelet_errors)."""
+    return [journalctl, "-u", "kubelet", "--since", "-%ds" % seconds, "-r", "-n", str(lines), "-o", "cat", "--no-pager"]
 
 
 def crictl_info_argv(crictl, cri_socket):

@@ -184,7 +184,7 @@ def gather_diagnosis(runner, params):
     if journalctl:
         rc, out, unused_err = runner.run(core.kubelet_errors_argv(journalctl), check=False, timeout=15)
         if rc == 0:
-            diagnosis["kubelet_errors"] = core.parse_kubelet_errors(out)
+            diagnosis["kubelet_errors"] = core.parse_kubelet_errors("\n".join(reversed((out or "").splitlines())))
     return diagnosis
 
 

@@ -120,8 +120,8 @@ options:
   kubelet_ready_grace:
     description:
       - Seconds a worker whose kubelet is active and whose membership files are consistent may have a Node that is not
-        Ready (C(Unknown): its status does not reach the API; C(False): the kubelet reports NotReady) before it is
-        repaired. Measured from the later of the Ready condition's C(lastTransitionTime) and the moment the kubelet
+        Ready (C(Unknown) when its status does not reach the API, C(False) when the kubelet reports NotReady) before
+        it is repaired. Measured from the later of the Ready condition's C(lastTransitionTime) and the moment the kubelet
         became active.
       - Past the grace the module reads the node's diagnosis (whether it reaches O(api_endpoint), the runtime's own
         conditions, the kubelet's recent errors) and plans the first step, V(restart_kubelet). A node that cannot
@@ -131,7 +131,7 @@ options:
   kubelet_restarted:
     description:
       - The caller already restarted the kubelet in this run because the Node was not Ready, and waited for it. The
-        grace no longer applies and the plan takes the next step: V(reset_and_join) when the Node is still
+        grace no longer applies and the plan takes the next step, V(reset_and_join) when the Node is still
         C(Unknown); a failure with the diagnosis when the kubelet itself reports C(False) (a re-join cannot fix
         that) or the node cannot reach the API.
     type: bool
