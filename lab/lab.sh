@@ -78,6 +78,7 @@ build_image() {
     install -D -m 0644 "$LAB_DIR/image/networkd/lab-networkd.conf" "$rootfs/etc/systemd/networkd.conf.d/lab.conf"
     install -m 0755 "$LAB_DIR/image/kubelet-cgroup-root.sh" "$rootfs/usr/local/sbin/lab-kubelet-cgroup-root"
     install -m 0755 "$LAB_DIR/image/lab-cni.sh" "$rootfs/usr/local/sbin/lab-cni"
+    install -m 0755 "$LAB_DIR/image/lab-init.sh" "$rootfs/usr/local/sbin/lab-init"
     install -d -m 0755 "$rootfs/etc/netplan" "$rootfs/srv/lab-apt" "$rootfs/srv/lab-images" "$rootfs/opt/cni"
     # Debian installs the CNI plugins in /usr/lib/cni; containerd (and a real Spark) look in /opt/cni/bin.
     ln -s /usr/lib/cni "$rootfs/opt/cni/bin"
@@ -103,7 +104,7 @@ echo 'deb [trusted=yes] file:/srv/lab-apt ./' > /etc/apt/sources.list.d/lab-kube
 apt-get clean
 rm -rf /var/lib/apt/lists/*
 CHROOT
-    tar -C "$rootfs" -c . | podman import --change 'CMD=["/sbin/init"]' --change 'STOPSIGNAL=SIGRTMIN+3' - "$tag" >/dev/null
+    tar -C "$rootfs" -c . | podman import --change 'CMD=["/usr/local/sbin/lab-init"]' --change 'STOPSIGNAL=SIGRTMIN+3' - "$tag" >/dev/null
     # Keep only the current image of the lab.
     podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/dgx-spark-lab:' | grep -v -x "$tag" \
         | xargs -r podman rmi -f >/dev/null 2>&1 || true
@@ -200,7 +201,7 @@ start_node() {
         --label dgxlab=1 "${args[@]}" \
         -v "$PREFIX-$node-containerd:/var/lib/containerd" \
         -v "$ARTIFACTS/apt:/srv/lab-apt:ro" -v "$ARTIFACTS/images:/srv/lab-images:ro" \
-        "$tag" /sbin/init >/dev/null
+        "$tag" /usr/local/sbin/lab-init >/dev/null
 }
 
 authorize_lab_key() {
