@@ -15,11 +15,15 @@ CORDONED_BY = "dgx-spark.cluster/cordoned-by"
 GPU_RESOURCE = "nvidia.com/gpu"
 
 
-def _ready(node):
+def _ready_condition(node):
     for condition in (node.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready":
-            return condition.get("status") or "Unknown"
-    return "Unknown"
+            return condition
+    return {}
+
+
+def _ready(node):
+    return _ready_condition(node).get("status") or "Unknown"
 
 
 def _int(value):
@@ -61,13 +65,6 @@ def node_summary(nodes, expected_gpus=None, uncordoned=()):
             warnings.append("%s has %d of %d expected GPUs allocatable (GPU Operator not ready yet?); the cluster "
                             "itself is up" % (name, gpus, want))
     return {"lines": lines, "warnings": warnings}
-
-
-def _ready_condition(node):
-    for condition in (node.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return condition
-    return {}
 
 
 def membership_attempts(host_vars, keys):
