@@ -124,10 +124,32 @@ SH
     echo "$sum" >"$dir/.sum"
 }
 
+# iptables userland (the nft backend, as on the nodes) with the libraries it loads, copied from this machine's
+# Debian iptables package (tests/setup.sh installs it) into <dir>/rootfs.
+add_iptables() {
+    local root=$1/rootfs multi ext lib
+    multi=$(command -v xtables-nft-multi || echo /usr/sbin/xtables-nft-multi)
+    [ -x "$multi" ] || die "xtables-nft-multi not found: install Debian's iptables package (tests/setup.sh does)"
+    ext=$(dirname "$(dpkg -L iptables 2>/dev/null | grep -m1 "/xtables/libxt_")")
+    [ -d "$ext" ] || die "no iptables extensions in $ext"
+    mkdir -p "$root/usr/sbin" "$root/etc" "$root/run" "$root/tmp" "$root$(dirname "$ext")"
+    cp "$multi" "$root/usr/sbin/xtables-nft-multi"
+    for tool in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+        ln -sf xtables-nft-multi "$root/usr/sbin/$tool"
+    done
+    cp -r "$ext" "$root$ext"        # the extensions iptables loads at run time (libxt_*.so, ...)
+    # Every shared library those need, ld.so included, at the paths they name.
+    for lib in $(ldd "$multi" "$ext"/*.so 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u); do
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
+    [ ! -f /etc/protocols ] || cp /etc/protocols "$root/etc/protocols"
+}
+
 build_images() {
     local dir=$OUT/images sum work ref name busybox refs=()
     busybox=$(apt-cache policy busybox-static | awk '/Candidate:/ {print $2}')
-    sum=$(sum_of cat "$OUT/images.txt" <(echo "$busybox"))
+    sum=$(sum_of cat "$OUT/images.txt" <(echo "$busybox") <(dpkg-query -W -f='${Version}' iptables 2>/dev/null))
     [ -f "$dir/.sum" ] && [ "$(cat "$dir/.sum")" = "$sum" ] && return 0
     command -v podman >/dev/null || die "podman is not installed: run tests/setup.sh"
     log "building the images kubeadm $KUBE_VERSION lists, and the lab's test image, into $dir"
@@ -141,7 +163,10 @@ build_images() {
         [ -x "$BIN/$name" ] || die "no binary for image $ref in $BIN"
         mkdir -p "$work/$name"
         cp "$BIN/$name" "$work/$name/"
+        [ "$name" = kube-proxy ] && add_iptables "$work/$name"
         case $name in
+            # kube-proxy runs iptables-restore and friends: the upstream image carries them, so this one does too.
+            kube-proxy) printf 'FROM scratch\nENV PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nCOPY rootfs/ /\nCOPY %s /usr/local/bin/%s\n' "$name" "$name" ;;
             pause|coredns) printf 'FROM scratch\nCOPY %s /%s\nENTRYPOINT ["/%s"]\n' "$name" "$name" "$name" ;;
             # The static pod manifests name the command; PATH finds it here, as in the upstream images.
             *) printf 'FROM scratch\nENV PATH=/usr/local/bin:/usr/bin:/bin\nCOPY %s /usr/local/bin/%s\n' "$name" "$name" ;;

@@ -79,7 +79,9 @@ build_image() {
     install -m 0755 "$LAB_DIR/image/kubelet-cgroup-root.sh" "$rootfs/usr/local/sbin/lab-kubelet-cgroup-root"
     install -m 0755 "$LAB_DIR/image/lab-cni.sh" "$rootfs/usr/local/sbin/lab-cni"
     install -m 0755 "$LAB_DIR/image/lab-init.sh" "$rootfs/usr/local/sbin/lab-init"
-    install -d -m 0755 "$rootfs/etc/netplan" "$rootfs/srv/lab-apt" "$rootfs/srv/lab-images" "$rootfs/opt/cni"
+    # /lib/modules: kube-proxy's DaemonSet mounts it from the node (the build machine's kernel has no modules to show).
+    install -d -m 0755 "$rootfs/etc/netplan" "$rootfs/srv/lab-apt" "$rootfs/srv/lab-images" "$rootfs/opt/cni" \
+        "$rootfs/srv/lab-addon-images" "$rootfs/lib/modules"
     # Debian installs the CNI plugins in /usr/lib/cni; containerd (and a real Spark) look in /opt/cni/bin.
     ln -s /usr/lib/cni "$rootfs/opt/cni/bin"
     sh "$LAB_DIR/image/lab-units.sh" "$rootfs"
@@ -201,6 +203,7 @@ start_node() {
         --label dgxlab=1 "${args[@]}" \
         -v "$PREFIX-$node-containerd:/var/lib/containerd" \
         -v "$ARTIFACTS/apt:/srv/lab-apt:ro" -v "$ARTIFACTS/images:/srv/lab-images:ro" \
+        -v "$ADDONS/images:/srv/lab-addon-images:ro" \
         "$tag" /usr/local/sbin/lab-init >/dev/null
 }
 
@@ -227,6 +230,11 @@ build_artifacts() {
     # Real Kubernetes built from the Go module proxy: the packages the nodes install from (as a real node
     # installs from its Kubernetes package repository) and the images kubeadm needs (as a real node pulls them).
     ARTIFACTS=$("$LAB_DIR/build-node-artifacts.sh") || die "building the lab's Kubernetes packages and images failed"
+    # The add-ons that are real in the lab (MetalLB), built from the Go module proxy; their charts go where the lab
+    # inventory's chart sources point (.lab/charts), beside the lab charts of lab/charts (the modelled add-ons).
+    ADDONS=$("$LAB_DIR/build-addons.sh") || die "building the lab's add-ons failed"
+    mkdir -p "$STATE/charts"
+    ln -sfn "$ADDONS/charts/metallb" "$STATE/charts/metallb"
 }
 
 import_images() {
@@ -244,6 +252,11 @@ import_images() {
         if [ $missing = 1 ]; then
             nice -n 19 ctr -n k8s.io images import --all-platforms /srv/lab-images/images.tar >/dev/null
         fi
+        for ref in $(cat /srv/lab-addon-images/images.txt); do
+            printf "%s\n" "$have" | grep -qxF "$ref" && continue
+            nice -n 19 ctr -n k8s.io images import --all-platforms /srv/lab-addon-images/addons.tar >/dev/null
+            break
+        done
         pause=$(grep "/pause:" /srv/lab-images/images.txt)
         sandbox=$(containerd config default | sed -n "s/^ *sandbox_image = \"\(.*\)\"$/\1/p")
         [ -z "$sandbox" ] || [ "$sandbox" = "$pause" ] || ctr -n k8s.io images tag --force "$pause" "$sandbox" >/dev/null

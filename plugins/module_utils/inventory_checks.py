@@ -31,6 +31,10 @@ from ansible_collections.dgx_spark.cluster.plugins.module_utils.limits import (
     node_name_problem,
     parse_kubernetes_version,
 )
+from ansible_collections.dgx_spark.cluster.plugins.module_utils.addons import (
+    version_problem,
+    version_tuple,
+)
 from ansible_collections.dgx_spark.cluster.plugins.module_utils.nccl import (
     SAFE_MAX_BYTES,
     NcclInputError,
@@ -62,7 +66,21 @@ BOUNDS = {
     "stop_drain_timeout": (1, None, "seconds"),
     "cluster_lock_wait_timeout": (0, None, "seconds"),
     "cluster_lock_stale_after": (60, None, "seconds"),
+    "cni_ready_timeout": (1, None, "seconds"),
+    "cni_ip_block_size": (20, 32, "a prefix length"),
+    "metallb_ready_timeout": (1, None, "seconds"),
+    "storage_ready_timeout": (1, None, "seconds"),
+    "storage_longhorn_replica_count": (1, None, "replicas"),
+    "gpu_operator_ready_timeout": (1, None, "seconds"),
+    "gpu_operator_smoke_timeout": (1, None, "seconds"),
 }
+
+# Every add-on chart version must be one pinned release.
+CHART_VERSION_KEYS = ("cni_chart_version", "metallb_chart_version", "storage_longhorn_chart_version",
+                      "storage_nfs_chart_version", "gpu_operator_chart_version")
+# GB10 (DGX Spark) support in the GPU Operator starts here (NVIDIA/gpu-operator#1794: earlier device plugins crash on
+# "error getting device memory: Not Supported").
+GPU_OPERATOR_MIN_VERSION = (25, 10, 0)
 
 # Per-node values (host_vars) and the cluster-wide settings the whole-cluster checks read.
 NODE_KEYS = ("spark_lan_ip", "spark_fabric_addresses", "spark_wol_mac")
@@ -77,7 +95,7 @@ AGREE_KEYS = ("spark_lan_subnet", "fabric_ports", "fabric_mtu", "kubernetes_vers
 # Every variable check_cluster reads from a host, beyond the options of the validated argument specs.
 HOST_KEYS = tuple(sorted(set(NODE_KEYS + SETTING_KEYS + AGREE_KEYS + tuple(BOUNDS)
                              + ("kubernetes_version", "nccl_min_bytes", "nccl_max_bytes", "nccl_allow_large_sizes",
-                                "worker_token_ttl"))))
+                                "worker_token_ttl", "spark_lan_interface"))))
 
 # What check_inventory knows about an existing cluster when it judges the pod network (see _pod_overlap).
 CLUSTER_STATES = ("defer", "exists", "new", "unknown")
@@ -374,6 +392,69 @@ def _host_problems(values, raw, typed):
         problem = duration_problem(values["worker_token_ttl"])
         if problem:
             problems.append("worker_token_ttl: %s" % problem)
+    problems.extend(_addon_problems(values, raw))
+    return problems
+
+
+def _enabled(values, name):
+    return name in values and _bool(values.get(name))
+
+
+def _addon_problems(values, raw):
+    """The add-on roles' values (each checked when its role is part of the run, i.e. its variables are present)."""
+    problems = []
+    for name in CHART_VERSION_KEYS:
+        if name in values and not _is_template(values[name]):
+            problem = version_problem(name, values[name])
+            if problem:
+                problems.append(problem)
+    gpu = values.get("gpu_operator_chart_version")
+    if gpu is not None and not version_problem("gpu_operator_chart_version", gpu):
+        found = version_tuple(gpu)
+        if found is not None and found < GPU_OPERATOR_MIN_VERSION:
+            problems.append("gpu_operator_chart_version %s is below v%s: earlier GPU Operators do not support the "
+                            "DGX Spark's GB10 (their device plugin fails with \"error getting device memory: Not "
+                            "Supported\", NVIDIA/gpu-operator#1794); pin v25.10.0 or newer"
+                            % (gpu, ".".join(str(part) for part in GPU_OPERATOR_MIN_VERSION)))
+    interfaces = values.get("metallb_l2_interfaces")
+    lan = values.get("spark_lan_interface")
+    if _enabled(values, "metallb_enabled") and isinstance(interfaces, list) and not _is_template(lan):
+        others = [str(name) for name in interfaces if str(name) != str(lan)]
+        if others:
+            problems.append("metallb_l2_interfaces: %s %s not the LAN interface (spark_lan_interface: %s); service "
+                            "addresses must never be announced on the fabric or another network"
+                            % (", ".join(others), "is" if len(others) == 1 else "are", lan))
+        if not interfaces:
+            problems.append("metallb_l2_interfaces is empty: MetalLB would announce on every interface, the fabric "
+                            "included; list the LAN interface (%s)" % lan)
+    if _enabled(values, "metallb_enabled") and "metallb_address_pool" in values and not values.get("metallb_address_pool"):
+        problems.append("metallb_address_pool is empty: give the LAN range LoadBalancer addresses come from (for "
+                        "example 192.168.86.200-192.168.86.220), or set metallb_enabled: false")
+    if _enabled(values, "storage_nfs_enabled"):
+        exports = values.get("storage_nfs_exports")
+        for index, export in enumerate(exports if isinstance(exports, list) else []):
+            path = export.get("path") if isinstance(export, dict) else None
+            if not isinstance(path, str) or not path.startswith("/") or _is_template(path):
+                problems.append("storage_nfs_exports[%d].path: %r is not an absolute path" % (index, path))
+        share = values.get("storage_nfs_share")
+        if share is not None and not str(share).startswith("/"):
+            problems.append("storage_nfs_share: %r is not an absolute path" % (share,))
+    default = values.get("storage_default_class")
+    if default == "nfs-csi" and "storage_nfs_enabled" in values and not _bool(values.get("storage_nfs_enabled")):
+        problems.append("storage_default_class is nfs-csi but storage_nfs_enabled is false: enable NFS or choose "
+                        "longhorn or none")
+    if default == "longhorn" and "storage_longhorn_enabled" in values and not _bool(values.get("storage_longhorn_enabled")):
+        problems.append("storage_default_class is longhorn but storage_longhorn_enabled is false: enable Longhorn or "
+                        "choose nfs-csi or none")
+    series = values.get("cni_supported_kubernetes_series")
+    if _enabled(values, "cni_enabled") and isinstance(series, list) and "kubernetes_version" in raw:
+        version = parse_kubernetes_version(raw["kubernetes_version"])[0]
+        wanted = ".".join(version.split(".")[:2]) if version else None
+        if wanted and wanted not in [str(item) for item in series]:
+            problems.append("kubernetes_version %s: the pinned Calico (cni_chart_version %s) supports Kubernetes %s "
+                            "only; pin a Calico release that supports %s and list it in cni_supported_kubernetes_series"
+                            % (raw["kubernetes_version"], values.get("cni_chart_version"), ", ".join(map(str, series)),
+                               wanted))
     return problems
 
 
@@ -482,4 +563,10 @@ def check_cluster(hosts, groups, validated=None, cluster="defer"):
         settings[key] = _number(value) if key in BOUNDS and _number(value) is not None else value
     nodes = dict((name, dict((key, values[name].get(key)) for key in NODE_KEYS)) for name in members)
     more, warnings = check_inventory(nodes, settings, groups, cluster)
+    replicas = _number(reference.get("storage_longhorn_replica_count"))
+    if (replicas is not None and _enabled(reference, "storage_enabled") and _bool(reference.get("storage_longhorn_enabled", True))
+            and replicas > len(members)):
+        more.append("storage_longhorn_replica_count: %s replicas on %d node(s): Longhorn places each replica of a volume "
+                    "on a different node, so volumes could never be healthy; use at most %d"
+                    % (reference.get("storage_longhorn_replica_count"), len(members), len(members)))
     return problems + more, warnings

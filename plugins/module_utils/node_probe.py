@@ -49,7 +49,8 @@ def module_drift(wanted, available, persisted_content):
     missing = [name for name in wanted if name not in available]
     if missing:
         reasons.append("kernel module%s not loaded: %s" % ("s" if len(missing) > 1 else "", ", ".join(missing)))
-    if persisted_content != modules_load_content(wanted):
+    # With no module wanted, a missing file is the desired state too.
+    if persisted_content != modules_load_content(wanted) and (wanted or persisted_content):
         reasons.append("modules are not persisted for boot")
     return reasons
 
