@@ -139,7 +139,7 @@ add_iptables() {
     done
     cp -r "$ext" "$root$ext"        # the extensions iptables loads at run time (libxt_*.so, ...)
     # Every shared library those need, ld.so included, at the paths they name.
-    for lib in $(ldd "$multi" "$ext"/*.so 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u); do
+    for lib in $(ldd "$multi" "$ext"/*.so 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && $1 !~ /:$/ {print $1}' | sort -u); do
         mkdir -p "$root$(dirname "$lib")"
         cp -L "$lib" "$root$lib"
     done

@@ -55,6 +55,30 @@ apt_mirror() {
     echo "$uri"
 }
 
+# The Debian packages the roles install on a node (image/debian-extra.txt: Longhorn's prerequisites), with whatever
+# they need beyond the image, downloaded (not installed) into a local apt source in the image, /srv/lab-debian:
+# the nodes reach no mirror, and a real node installs them from its archive the same way.
+debian_extra() {
+    local rootfs=$1 deb
+    install -d -m 0755 "$rootfs/srv/lab-debian"
+    cp /etc/resolv.conf "$rootfs/etc/resolv.conf" 2>/dev/null || true
+    chroot "$rootfs" /bin/sh -euc 'apt-get clean
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -qq -y --download-only --no-install-recommends "$@" >/dev/null
+        mv /var/cache/apt/archives/*.deb /srv/lab-debian/' sh $(cat "$LAB_DIR/image/debian-extra.txt") \
+        || die "downloading $(paste -sd' ' "$LAB_DIR/image/debian-extra.txt") for the nodes' apt source failed"
+    : >"$rootfs/srv/lab-debian/Packages"
+    for deb in "$rootfs"/srv/lab-debian/*.deb; do
+        {
+            dpkg-deb -f "$deb"
+            echo "Filename: ./$(basename "$deb")"
+            echo "Size: $(stat -c %s "$deb")"
+            echo "SHA256: $(sha256sum "$deb" | cut -d' ' -f1)"
+            echo
+        } >>"$rootfs/srv/lab-debian/Packages"
+    done
+}
+
 build_image() {
     local tag rootfs started
     tag=$(image_tag)
@@ -85,6 +109,7 @@ build_image() {
     # Debian installs the CNI plugins in /usr/lib/cni; containerd (and a real Spark) look in /opt/cni/bin.
     ln -s /usr/lib/cni "$rootfs/opt/cni/bin"
     sh "$LAB_DIR/image/lab-units.sh" "$rootfs"
+    debian_extra "$rootfs"
     chroot "$rootfs" /bin/sh -eu <<'CHROOT'
 : > /etc/machine-id
 systemctl mask getty.target systemd-logind.service console-getty.service systemd-resolved.service >/dev/null 2>&1 || true
@@ -103,6 +128,7 @@ printf 'UseDNS no\nPasswordAuthentication no\n' > /etc/ssh/sshd_config.d/lab.con
 # Nodes reach no package mirror: their only apt source is the lab's local repository of Kubernetes packages.
 rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*
 echo 'deb [trusted=yes] file:/srv/lab-apt ./' > /etc/apt/sources.list.d/lab-kubernetes.list
+echo 'deb [trusted=yes] file:/srv/lab-debian ./' > /etc/apt/sources.list.d/lab-debian.list
 apt-get clean
 rm -rf /var/lib/apt/lists/*
 CHROOT

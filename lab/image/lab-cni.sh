@@ -1,13 +1,20 @@
 #!/bin/sh
-# LAB ONLY: the lab's pod network, in place of Calico until the collection's cni role exists (Calico's images
-# cannot be had here). Like calico-node on a real cluster it runs on every node, once the node has joined: it
+# LAB ONLY: the lab's pod network, in place of Calico (the cni role installs a LAB CHART that models Calico's
+# objects; Calico's operator and images cannot be had here). Like calico-node it runs on every node, once joined: it
 # writes a CNI configuration for Debian's containernetworking-plugins (bridge, host-local IPAM on this Node's
 # podCIDR) and routes every other Node's podCIDR to that Node's InternalIP, which is its fabric address. It asks
 # the API with the kubelet's own credentials, and rewrites the file when the podCIDR changes (after a re-join).
 conf=/etc/cni/net.d/10-lab-bridge.conflist
 kubeconfig=/etc/kubernetes/kubelet.conf
 me=$(hostname)
+# A real node has a default route (its LAN gateway); the lab's internal networks give none. Service addresses need
+# a route before kube-proxy's DNAT can pick the pod (a connect() without one fails: network is unreachable), so the
+# service range goes to the LAN, as the default route would send it. The lab inventory's kubernetes_service_cidr.
+service_cidr=${LAB_SERVICE_CIDR:-10.96.0.0/12}
 while :; do
+    if ! ip route show "$service_cidr" | grep -q . && ip route replace "$service_cidr" dev enP7s7 2>/dev/null; then
+        echo "lab-cni: service range $service_cidr via enP7s7"
+    fi
     if [ -f "$kubeconfig" ]; then
         kubectl --kubeconfig "$kubeconfig" --request-timeout=3s get nodes -o \
             jsonpath='{range .items[*]}{.metadata.name} {.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}' \
@@ -18,7 +25,7 @@ while :; do
 {
   "cniVersion": "1.0.0",
   "name": "lab-bridge",
-  "_comment": "LAB ONLY (written by lab-cni): bridge + host-local on this Node's podCIDR, until the cni role exists",
+  "_comment": "LAB ONLY (written by lab-cni): bridge + host-local on this Node's podCIDR, in place of Calico",
   "plugins": [
     {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
      "ipam": {"type": "host-local", "ranges": [[{"subnet": "$cidr"}]], "routes": [{"dst": "0.0.0.0/0"}]}},

@@ -105,6 +105,17 @@ def _normal(value):
     return json.loads(json.dumps(value, sort_keys=True))
 
 
+def _same(left, right):
+    """Equality as JSON (and Helm's templates) see it: true is not 1, 1 is 1.0."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return isinstance(left, bool) and isinstance(right, bool) and left == right
+    if isinstance(left, dict) and isinstance(right, dict):
+        return set(left) == set(right) and all(_same(left[key], right[key]) for key in left)
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(_same(a, b) for a, b in zip(left, right))
+    return left == right
+
+
 def values_differences(wanted, current, prefix=""):
     """Dotted paths where the release's values differ from the wanted ones (sorted)."""
     wanted, current = _normal(wanted), _normal(current)
@@ -117,7 +128,7 @@ def values_differences(wanted, current, prefix=""):
             else:
                 paths.extend(values_differences(wanted[key], current[key], path))
         return paths
-    return [] if wanted == current else [prefix or "(all values)"]
+    return [] if _same(wanted, current) else [prefix or "(all values)"]
 
 
 def plan_release(release, chart, version, values):
@@ -252,7 +263,7 @@ def _subset_differences(wanted, live, path):
         for key in sorted(wanted):
             out.extend(_subset_differences(wanted[key], live.get(key), "%s.%s" % (path, key) if path else key))
         return out
-    return [] if _normal(wanted) == _normal(live) else [path]
+    return [] if _same(_normal(wanted), _normal(live)) else [path]
 
 
 def object_drift(manifest, live):
