@@ -7,7 +7,8 @@
 #   lab      the lab's real Kubernetes (built once from the Go module proxy, cached in /var/cache/dgxlab);
 #            Molecule scenarios on the two-node podman lab, each from fresh nodes; then the repair tests
 #            (tests/lab: injected faults, each repaired and followed by a quiet run; Nodes not Ready while
-#            their kubelet runs) and the no-op speed benchmark (tests/bench.py), with their measured times
+#            their kubelet runs; the add-ons: MetalLB answering on the LAN, the webhook race, upgrades,
+#            bad inputs) and the no-op speed benchmark (tests/bench.py), with their measured times
 #   kernel   two QEMU VMs with soft-RoCE: roce_check for real (skip with --no-kernel or DGX_TEST_KERNEL=0)
 # Usage: tests/run.sh [--no-kernel] [tier ...]     (no tier: all of setup lint sanity unit lab kernel)
 set -euo pipefail
@@ -53,6 +54,10 @@ tier_lab() {
     local scenario
     # The real Kubernetes the lab nodes install and import (about 12 minutes cold, on 2 cores; cached after that).
     lab/build-node-artifacts.sh >/dev/null || return 1
+    lab/build-addons.sh >/dev/null || return 1
+    # helm on the controller (kubernetes.core.helm runs it there): the one built with the lab's Kubernetes.
+    PATH=$PATH:$(lab/build-kubernetes.sh --bin-dir)
+    export PATH
     lab/lab.sh image
     for scenario_dir in molecule/*/; do
         scenario=$(basename "$scenario_dir")
@@ -67,7 +72,7 @@ tier_lab() {
     lab/lab.sh down >/dev/null 2>&1 || true
     lab/lab.sh up || return 1
     # Order matters: test_repairs.py builds the cluster from empty nodes (conftest runs it first); the others need it.
-    pytest -v -p no:cacheprovider tests/lab/test_repairs.py tests/lab/test_not_ready.py \
+    pytest -v -p no:cacheprovider tests/lab/test_repairs.py tests/lab/test_addons.py tests/lab/test_not_ready.py \
         tests/lab/test_concurrent_runs.py || return 1
     python3 - "$REPO/.lab/repair-times.json" <<'PY'
 import json, sys

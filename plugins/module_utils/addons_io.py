@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import json
 import re
+import threading
 import time
 
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import addons as core
@@ -34,40 +35,62 @@ class Reader(object):
         except ValueError:
             self.runner.fail("kubectl returned output that is not JSON while reading %s" % what, argv, rc, out, err)
 
-    def objects(self, refs):
+    def objects(self, refs, parallel=False):
         """``{(kind, namespace, name): obj}`` for ``refs`` (``{"api_version", "kind", "name", "namespace"}``);
-        absent objects are simply not in the result."""
+        absent objects are simply not in the result. One kubectl call per namespace, in parallel threads with
+        ``parallel`` (kubectl waits on the API, so the calls overlap)."""
         found = {}
         by_namespace = {}
         for ref in refs:
             by_namespace.setdefault(ref.get("namespace") or "", []).append(ref)
-        for namespace, group in sorted(by_namespace.items()):
-            pending = list(group)
-            while pending:
-                names = []
-                for ref in pending:
-                    name = "%s/%s" % (core.resource_name(ref["api_version"], ref["kind"]), ref["name"])
-                    if name not in names:
-                        names.append(name)
-                argv = ["get"] + names + ["--ignore-not-found"] + (["-n", namespace] if namespace else [])
-                rc, data, err = self._get_json(argv, ", ".join(names))
-                if rc == 0:
-                    items = (data or {}).get("items") if (data or {}).get("kind") == "List" else ([data] if data else [])
-                    for obj in items or []:
-                        meta = obj.get("metadata") or {}
-                        found[(obj.get("kind"), meta.get("namespace") or "", meta.get("name"))] = obj
-                    break
-                unknown = _UNKNOWN_TYPE_RE.search(err or "")
-                if not unknown:
-                    self.runner.fail("kubectl could not read %s" % ", ".join(names), self.base + argv, rc, "", err)
-                # A kind whose CRD is not installed yet: everything of that kind is absent.
-                kind_name = unknown.group(1).split(".", 1)[0].lower()
-                kept = [ref for ref in pending if ref["kind"].lower() != kind_name
-                        and core.resource_name(ref["api_version"], ref["kind"]) != unknown.group(1)]
-                if len(kept) == len(pending):
-                    self.runner.fail("kubectl could not read %s" % ", ".join(names), self.base + argv, rc, "", err)
-                pending = kept
+        groups = sorted(by_namespace.items())
+        if not parallel or len(groups) < 2:
+            for namespace, group in groups:
+                self._namespace_objects(namespace, group, found)
+            return found
+        failures = []
+
+        def read(namespace, group):
+            try:
+                self._namespace_objects(namespace, group, found)
+            except BaseException as exc:  # pylint: disable=broad-except  # fail_json exits: re-raised after the join
+                failures.append(exc)
+        threads = [threading.Thread(target=read, args=group) for group in groups]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if failures:
+            raise failures[0]
         return found
+
+    def _namespace_objects(self, namespace, group, found):
+        """One namespace's objects into ``found``, read again without a kind the API does not serve yet."""
+        pending = list(group)
+        while pending:
+            names = []
+            for ref in pending:
+                name = "%s/%s" % (core.resource_name(ref["api_version"], ref["kind"]), ref["name"])
+                if name not in names:
+                    names.append(name)
+            argv = ["get"] + names + ["--ignore-not-found"] + (["-n", namespace] if namespace else [])
+            rc, data, err = self._get_json(argv, ", ".join(names))
+            if rc == 0:
+                items = (data or {}).get("items") if (data or {}).get("kind") == "List" else ([data] if data else [])
+                for obj in items or []:
+                    meta = obj.get("metadata") or {}
+                    found[(obj.get("kind"), meta.get("namespace") or "", meta.get("name"))] = obj
+                break
+            unknown = _UNKNOWN_TYPE_RE.search(err or "")
+            if not unknown:
+                self.runner.fail("kubectl could not read %s" % ", ".join(names), self.base + argv, rc, "", err)
+            # A kind whose CRD is not installed yet: everything of that kind is absent.
+            kind_name = unknown.group(1).split(".", 1)[0].lower()
+            kept = [ref for ref in pending if ref["kind"].lower() != kind_name
+                    and core.resource_name(ref["api_version"], ref["kind"]) != unknown.group(1)]
+            if len(kept) == len(pending):
+                self.runner.fail("kubectl could not read %s" % ", ".join(names), self.base + argv, rc, "", err)
+            pending = kept
 
     def dry_run(self, manifests):
         """"" when the API (and its admission webhooks) accepts ``manifests`` in a server-side dry run, else the
@@ -79,6 +102,22 @@ class Reader(object):
             return ""
         lines = [line.strip() for line in (err or "").splitlines() if line.strip()]
         return lines[-1] if lines else "kubectl exited with %d" % rc
+
+    def releases(self, wanted):
+        """``{(namespace, name): release}`` of the newest revision of each wanted release, from one Secret read
+        across namespaces (superseded revisions left out by the label selector)."""
+        names = sorted(set(release["name"] for release in wanted))
+        argv = ["get", "secret", "-A", "-l", "owner=helm,status!=superseded,name in (%s)" % ",".join(names)]
+        rc, data, err = self._get_json(argv, "the Helm releases %s" % ", ".join(names))
+        if rc != 0:
+            self.runner.fail("kubectl could not read the Helm releases %s" % ", ".join(names), self.base + argv, rc,
+                             "", err)
+        by_release = {}
+        for item in (data or {}).get("items") or []:
+            meta = item.get("metadata") or {}
+            key = (meta.get("namespace"), (meta.get("labels") or {}).get("name"))
+            by_release.setdefault(key, []).append(item)
+        return dict((key, core.latest_release(items)) for key, items in by_release.items())
 
     def release(self, name, namespace):
         """The newest revision of Helm release ``name`` in ``namespace``, decoded; None when not installed."""
@@ -132,6 +171,34 @@ def status(reader, params, clock=time.monotonic, sleep=time.sleep, poll=3):
             result["waited"] = int(round(clock() - waited_from))
             return result
         sleep(poll)
+
+
+def status_of_many(reader, specs):
+    """``{label: verdict}`` for several add-ons at once (``specs``: the module's ``addons``), each judged once.
+
+    Every release comes from one Secret read across namespaces, and every object from one read per namespace
+    (shared by the add-ons, run in parallel): a no-op run pays a handful of kubectl calls for all add-ons."""
+    wanted = [spec["release"] for spec in specs if spec.get("release")]
+    releases = reader.releases(wanted) if wanted else {}
+    refs = []
+    for spec in specs:
+        refs.extend(dict(entry, api_version=entry.get("api_version") or api_version_of(entry["kind"]))
+                    for entry in spec.get("ready") or [])
+        refs.extend(core.object_entry(manifest) for manifest in spec.get("objects") or [])
+        if spec.get("kube_proxy"):
+            refs.append(KUBE_PROXY_REF)
+    found = reader.objects(refs, parallel=True) if refs else {}
+    results = {}
+    for spec in specs:
+        release = spec.get("release")
+        current = releases.get((release["namespace"], release["name"])) if release else None
+        kube_proxy = (core.kube_proxy_mode(found.get(("ConfigMap", "kube-system", "kube-proxy")))
+                      if spec.get("kube_proxy") else None)
+        result = core.judge(release, current, spec.get("ready") or [], found, spec.get("objects") or [], found,
+                            kube_proxy)
+        result["waited"] = 0
+        results[spec["label"]] = result
+    return results
 
 
 def key_of_manifest(manifest):

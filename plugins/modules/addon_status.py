@@ -91,6 +91,13 @@ options:
         and count the add-on ready only once the API, with its admission webhooks, accepts them.
     type: bool
     default: false
+  addons:
+    description:
+      - Judge several add-ons in one call instead (each once, no wait), in parallel; each entry has a C(label) and
+        the options O(release), O(ready), O(objects) and O(kube_proxy) of one add-on. The verdicts come back in
+        RV(addons), keyed by label, and the other options are ignored.
+    type: list
+    elements: dict
   kubeconfig:
     description: Kubeconfig that C(kubectl) uses.
     type: path
@@ -137,46 +144,50 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+addons:
+  description: With O(addons), the verdict (every other return value here) of each add-on, keyed by its label.
+  returned: when O(addons) is given
+  type: dict
 install:
   description: Whether C(helm upgrade --install) must run.
-  returned: always
+  returned: unless O(addons) is given
   type: bool
 install_reasons:
   description: Why it must run (empty when it need not).
-  returned: always
+  returned: unless O(addons) is given
   type: list
   elements: str
   sample: ["chart version 0.14.9 is installed, 0.15.2 is pinned"]
 release:
   description: The installed release (chart, chart_version, status, revision); null when not installed or not asked.
-  returned: always
+  returned: unless O(addons) is given
   type: dict
 ready:
   description: Whether every object of O(ready) is ready.
-  returned: always
+  returned: unless O(addons) is given
   type: bool
 not_ready:
   description: One line per object of O(ready) that is not ready, with the reason.
-  returned: always
+  returned: unless O(addons) is given
   type: list
   elements: str
   sample: ["DaemonSet metallb-system/metallb-speaker: 1/2 pods ready"]
 drift:
   description: The objects of O(objects) that are missing or differ (index in O(objects), kind, name, namespace, reason).
-  returned: always
+  returned: unless O(addons) is given
   type: list
   elements: dict
 kube_proxy:
   description: kube-proxy's C(mode) and C(strict_arp); null when not asked or kube-proxy has no ConfigMap.
-  returned: always
+  returned: unless O(addons) is given
   type: dict
 waited:
   description: Seconds spent waiting (0 without O(wait_timeout)).
-  returned: always
+  returned: unless O(addons) is given
   type: int
 strict_arp_needed:
   description: kube-proxy runs in IPVS mode without C(strictARP), which MetalLB's layer-2 mode needs.
-  returned: always
+  returned: unless O(addons) is given
   type: bool
 """
 
@@ -205,6 +216,7 @@ def main():
             kube_proxy=dict(type="bool", default=False),
             wait_timeout=dict(type="int", default=0),
             admission_check=dict(type="bool", default=False),
+            addons=dict(type="list", elements="dict"),
             kubeconfig=dict(type="path", default="/etc/kubernetes/admin.conf"),
             kubectl=dict(type="str", default="kubectl"),
         ),
@@ -215,10 +227,33 @@ def main():
     kubectl = params["kubectl"] if "/" in params["kubectl"] else runner.binary(params["kubectl"])
     reader = addons_io.Reader(runner, kubectl, params["kubeconfig"])
     try:
+        if params["addons"] is not None:
+            specs = [addon_spec(module, entry) for entry in params["addons"]]
+            module.exit_json(changed=False, addons=addons_io.status_of_many(reader, specs))
         result = addons_io.status(reader, params)
     except core.AddonInputError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, **result)
+
+
+def addon_spec(module, entry):
+    """One entry of O(addons), checked like the top-level options (labelled, so a mistake names its add-on)."""
+    label = entry.get("label")
+    if not label:
+        module.fail_json(msg="addons: every entry needs a label, got %r" % (entry,))
+    release = entry.get("release")
+    if release is not None:
+        missing = [key for key in ("name", "namespace", "version") if not release.get(key)]
+        if missing:
+            module.fail_json(msg="addons: %s: release lacks %s" % (label, ", ".join(missing)))
+        release = dict(release, values=release.get("values") or {})
+    ready = []
+    for item in entry.get("ready") or []:
+        if not item.get("kind") or not item.get("name"):
+            module.fail_json(msg="addons: %s: every ready entry needs kind and name, got %r" % (label, item))
+        ready.append({"kind": item["kind"], "name": item["name"], "namespace": item.get("namespace")})
+    return {"label": label, "release": release, "ready": ready, "objects": entry.get("objects") or [],
+            "kube_proxy": bool(entry.get("kube_proxy"))}
 
 
 if __name__ == "__main__":
