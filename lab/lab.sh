@@ -59,14 +59,15 @@ apt_mirror() {
 # they need beyond the image, downloaded (not installed) into a local apt source in the image, /srv/lab-debian:
 # the nodes reach no mirror, and a real node installs them from its archive the same way.
 debian_extra() {
-    local rootfs=$1 deb
+    local rootfs=$1 deb packages
+    mapfile -t packages <"$LAB_DIR/image/debian-extra.txt"
     install -d -m 0755 "$rootfs/srv/lab-debian"
     cp /etc/resolv.conf "$rootfs/etc/resolv.conf" 2>/dev/null || true
     chroot "$rootfs" /bin/sh -euc 'apt-get clean
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -qq -y --download-only --no-install-recommends "$@" >/dev/null
-        mv /var/cache/apt/archives/*.deb /srv/lab-debian/' sh $(cat "$LAB_DIR/image/debian-extra.txt") \
-        || die "downloading $(paste -sd' ' "$LAB_DIR/image/debian-extra.txt") for the nodes' apt source failed"
+        mv /var/cache/apt/archives/*.deb /srv/lab-debian/' sh "${packages[@]}" \
+        || die "downloading ${packages[*]} for the nodes' apt source failed"
     : >"$rootfs/srv/lab-debian/Packages"
     for deb in "$rootfs"/srv/lab-debian/*.deb; do
         {

@@ -294,7 +294,7 @@ def kube_proxy_mode(configmap):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         indent = len(line) - len(line.lstrip())
-        key, _, value = line.strip().partition(":")
+        key, unused_colon, value = line.strip().partition(":")
         value = value.strip().strip("\"'")
         if indent == 0:
             section = key

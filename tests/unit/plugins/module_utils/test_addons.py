@@ -612,8 +612,8 @@ def test_not_ready_lines_in_entry_order():
         {"kind": "StorageClass", "name": "longhorn"},
     ]
     found = {
-        ("Deployment", "metallb-system", "metallb-controller"): deployment(name="metallb-controller",
-                                                                            namespace="metallb-system"),
+        ("Deployment", "metallb-system", "metallb-controller"):
+            deployment(name="metallb-controller", namespace="metallb-system"),
         ("Endpoints", "metallb-system", "metallb-webhook-service"): endpoints([{"notReadyAddresses": [ADDRESS]}]),
         ("ValidatingWebhookConfiguration", "", "metallb-webhook-configuration"):
             vwc([webhook("ipaddresspoolvalidationwebhook.metallb.io", ca=None)]),
@@ -883,10 +883,10 @@ def test_short_kube_proxy_configs():
     def conf(text):
         return {"data": {"config.conf": text}}
     assert addons.kube_proxy_mode(conf('mode: ""\n')) == {"mode": "iptables", "strict_arp": False}
-    assert addons.kube_proxy_mode(conf("mode: ipvs\nipvs:\n  strictARP: false\n")) == {"mode": "ipvs",
-                                                                                        "strict_arp": False}
-    assert addons.kube_proxy_mode(conf("mode: ipvs\nipvs:\n  strictARP: true\n")) == {"mode": "ipvs",
-                                                                                       "strict_arp": True}
+    ipvs_off = addons.kube_proxy_mode(conf("mode: ipvs\nipvs:\n  strictARP: false\n"))
+    assert ipvs_off == {"mode": "ipvs", "strict_arp": False}
+    ipvs_on = addons.kube_proxy_mode(conf("mode: ipvs\nipvs:\n  strictARP: true\n"))
+    assert ipvs_on == {"mode": "ipvs", "strict_arp": True}
     # strictARP belongs to the ipvs section only; comments and blank lines are skipped.
     assert addons.kube_proxy_mode(conf("# kube-proxy\n\nmode: ipvs\nother:\n  strictARP: true\nipvs:\n"
                                        "  scheduler: rr\n")) == {"mode": "ipvs", "strict_arp": False}
