@@ -15,6 +15,20 @@ names = sys.stdin.buffer.read().split(b"\0")
 keep = [n for n in names if n and os.path.lexists(n) and not n.startswith((b"collections/ansible_collections/", b".lab/"))]
 sys.stdout.buffer.write(b"\0".join(keep) + b"\0")' > "$base/files"
 (cd "$REPO" && rsync -a --delete --from0 --files-from="$base/files" --exclude tests/output ./ "$dest/")
+# rsync --files-from never deletes: remove what the list no longer holds (a renamed or deleted file), so the copy
+# is exactly the checkout.
+python3 - "$base/files" "$dest" <<'PY'
+import os, sys
+keep = set(name.decode() for name in open(sys.argv[1], "rb").read().split(b"\0") if name)
+for root, dirs, files in os.walk(sys.argv[2]):
+    rel_root = os.path.relpath(root, sys.argv[2])
+    if rel_root == "tests/output" or rel_root.startswith("tests/output/"):
+        continue
+    for name in files:
+        rel = os.path.normpath(os.path.join(rel_root, name))
+        if rel not in keep:
+            os.remove(os.path.join(root, name))
+PY
 # ansible-test downloads a pip bootstrap script from a host this machine cannot reach; it looks in
 # ~/.ansible/test/cache first. It runs with a home of its own inside the work directory, so nothing of the
 # user's $HOME is read or written: put there a few lines that install pip from a wheel fetched through the index.
