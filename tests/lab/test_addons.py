@@ -122,7 +122,7 @@ def test_metallb_webhook_race_pool_applied_only_once_the_webhook_answers(lab_rea
     assert task_results(run.output, "Wait until the desired objects can be applied (webhooks answering) for MetalLB") == ["ok"]
     # One line per object: the pool and the advertisement.
     assert task_results(run.output, "Apply the desired objects that are missing or differ, for MetalLB") == ["changed"] * 2
-    assert "apply IPAddressPool lan-pool missing" in flat(run.output), run
+    assert "apply IPAddressPool lan-pool: missing" in flat(run.output), run
     assert get("ipaddresspool.metallb.io", "lan-pool", "-n", "metallb-system")["spec"]["addresses"]
     record_time("MetalLB pool and advertisement deleted, controller restarting", run.seconds)
     quiet_run("no-op run after: MetalLB webhook race")
