@@ -7,6 +7,7 @@
 conf=/etc/cni/net.d/10-lab-bridge.conflist
 kubeconfig=/etc/kubernetes/kubelet.conf
 me=$(hostname)
+cri=unix:///run/containerd/containerd.sock
 # A real node has a default route (its LAN gateway); the lab's internal networks give none. Service addresses need
 # a route before kube-proxy's DNAT can pick the pod (a connect() without one fails: network is unreachable), so the
 # service range goes to the LAN, as the default route would send it. The lab inventory's kubernetes_service_cidr.
@@ -42,6 +43,16 @@ JSON
                     mkdir -p "$(dirname "$conf")"
                     printf '%s\n' "$want" >"$conf.tmp" && mv "$conf.tmp" "$conf"
                     echo "lab-cni: $conf for podCIDR $cidr"
+                    # Pods the kubelet started in between (from the old file) were on that bridge and keep a dead
+                    # address: their sandboxes go, and the kubelet makes them again on the new bridge. Host-network
+                    # pods are left alone.
+                    for sandbox in $(crictl --runtime-endpoint "$cri" pods -q 2>/dev/null); do
+                        if crictl --runtime-endpoint "$cri" inspectp "$sandbox" 2>/dev/null | grep -q '"network": "POD"'; then
+                            crictl --runtime-endpoint "$cri" stopp "$sandbox" >/dev/null 2>&1
+                            crictl --runtime-endpoint "$cri" rmp "$sandbox" >/dev/null 2>&1
+                            echo "lab-cni: pod sandbox $sandbox made again on the new bridge"
+                        fi
+                    done
                 fi
             elif ! ip route show "$cidr" | grep -q "via $address "; then
                 ip route replace "$cidr" via "$address" && echo "lab-cni: $cidr via $address ($name)"
