@@ -73,7 +73,7 @@ tier_lab() {
     lab/lab.sh up || return 1
     # Order matters: test_repairs.py builds the cluster from empty nodes (conftest runs it first); the others need it.
     pytest -v -p no:cacheprovider tests/lab/test_repairs.py tests/lab/test_addons.py tests/lab/test_not_ready.py \
-        tests/lab/test_concurrent_runs.py || return 1
+        tests/lab/test_concurrent_runs.py tests/lab/test_health.py || return 1
     python3 - "$REPO/.lab/repair-times.json" <<'PY'
 import json, sys
 times = json.load(open(sys.argv[1]))
