@@ -92,6 +92,11 @@ class Reader(object):
                 self.runner.fail("kubectl could not read %s" % ", ".join(names), self.base + argv, rc, "", err)
             pending = kept
 
+    def nodes(self):
+        """Every Node as the API lists it (``kubectl get nodes -o json``'s items); None when the read failed."""
+        rc, data, _ = self._get_json(["get", "nodes"], "Nodes")
+        return (data or {}).get("items", []) if rc == 0 else None
+
     def dry_run(self, manifests):
         """"" when the API (and its admission webhooks) accepts ``manifests`` in a server-side dry run, else the
         error it gave. Nothing is stored: that is what a server-side dry run is."""
@@ -199,6 +204,25 @@ def status_of_many(reader, specs):
         result["waited"] = 0
         results[spec["label"]] = result
     return results
+
+
+def status_and_nodes(reader, specs):
+    """``(status_of_many(reader, specs), nodes)``: the Nodes read in a thread beside the add-ons' reads, so a caller
+    that needs both (start-cluster.yml's worker play) pays no second call. ``nodes`` is None when that read failed."""
+    box = {}
+
+    def read_nodes():
+        try:
+            box["nodes"] = reader.nodes()
+        except BaseException:  # pylint: disable=broad-except  # an unreadable Node list is None: the caller reads it
+            box["nodes"] = None
+    thread = threading.Thread(target=read_nodes)
+    thread.start()
+    try:
+        results = status_of_many(reader, specs)
+    finally:
+        thread.join()
+    return results, box.get("nodes")
 
 
 def key_of_manifest(manifest):

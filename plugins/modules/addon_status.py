@@ -79,6 +79,12 @@ options:
     description: Also read kube-proxy's mode and C(ipvs.strictARP) from C(kube-system/kube-proxy).
     type: bool
     default: false
+  nodes:
+    description:
+      - With O(addons), also return every Node in RV(nodes), read in parallel with the add-ons (one call for a
+        caller that needs both).
+    type: bool
+    default: false
   wait_timeout:
     description:
       - Seconds to wait for every object of O(ready) to be ready (polling every 3 s); 0 judges once. The result
@@ -148,6 +154,11 @@ addons:
   description: With O(addons), the verdict (every other return value here) of each add-on, keyed by its label.
   returned: when O(addons) is given
   type: dict
+nodes:
+  description: Every Node as C(kubectl get nodes -o json) lists it; null when that read failed.
+  returned: when O(addons) and O(nodes) are given
+  type: list
+  elements: dict
 install:
   description: Whether C(helm upgrade --install) must run.
   returned: unless O(addons) is given
@@ -214,6 +225,7 @@ def main():
             )),
             objects=dict(type="list", elements="dict", default=[]),
             kube_proxy=dict(type="bool", default=False),
+            nodes=dict(type="bool", default=False),
             wait_timeout=dict(type="int", default=0),
             admission_check=dict(type="bool", default=False),
             addons=dict(type="list", elements="dict"),
@@ -229,6 +241,9 @@ def main():
     try:
         if params["addons"] is not None:
             specs = [addon_spec(module, entry) for entry in params["addons"]]
+            if params["nodes"]:
+                verdicts, nodes = addons_io.status_and_nodes(reader, specs)
+                module.exit_json(changed=False, addons=verdicts, nodes=nodes)
             module.exit_json(changed=False, addons=addons_io.status_of_many(reader, specs))
         result = addons_io.status(reader, params)
     except core.AddonInputError as exc:

@@ -142,6 +142,33 @@ def test_status_of_many_judges_each_addon_from_shared_reads():
     assert len(runner.calls) == 4
 
 
+def test_status_and_nodes_reads_the_nodes_beside_the_addons_and_gives_none_when_that_read_fails():
+    node = {"kind": "Node", "metadata": {"name": "spark-ba63"},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    specs = [{"label": "Longhorn", "release": {"name": "longhorn", "namespace": "longhorn-system",
+                                               "chart": "longhorn", "version": "1.9.1", "values": {}},
+              "ready": [{"kind": "StorageClass", "name": "longhorn"}], "objects": [], "kube_proxy": False}]
+
+    def answer(rest, data):
+        if rest[:2] == ["get", "nodes"]:
+            return 0, as_list(node), ""
+        return 0, "", ""
+    read, runner = reader(answer)
+    verdicts, nodes = addons_io.status_and_nodes(read, specs)
+    assert nodes == [node]
+    assert verdicts["Longhorn"]["install"] is True
+    assert (["get", "nodes", "-o", "json"], None) in runner.calls
+
+    def refused(rest, data):
+        if rest[:2] == ["get", "nodes"]:
+            return 1, "", "Error from server (Forbidden): nodes is forbidden"
+        return 0, "", ""
+    read, _ = reader(refused)
+    verdicts, nodes = addons_io.status_and_nodes(read, specs)
+    assert nodes is None  # the worker play then reads the Nodes itself
+    assert verdicts["Longhorn"]["install"] is True
+
+
 def test_the_wait_offers_drifted_objects_to_a_dry_run_until_the_webhook_answers():
     pool = {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
             "metadata": {"name": "lan-pool", "namespace": "metallb-system"},
