@@ -94,7 +94,7 @@ class Reader(object):
 
     def nodes(self):
         """Every Node as the API lists it (``kubectl get nodes -o json``'s items); None when the read failed."""
-        rc, data, _ = self._get_json(["get", "nodes"], "Nodes")
+        rc, data, dummy = self._get_json(["get", "nodes"], "Nodes")
         return (data or {}).get("items", []) if rc == 0 else None
 
     def dry_run(self, manifests):

@@ -30,7 +30,7 @@ def check_cluster(tmp_path, *extra):
 def ping_seconds():
     """The floor the issue measures against: `ansible all -m ping` on both lab nodes (median of three)."""
     times = []
-    for _ in range(3):
+    for dummy in range(3):
         started = time.monotonic()
         subprocess.run([os.path.join(BIN, "ansible"), "all", "-i", INVENTORY, "-m", "ping"], cwd=REPO,
                        capture_output=True, check=True, timeout=120)
@@ -63,7 +63,7 @@ def test_a_healthy_lab_is_degraded_only_by_its_missing_gpus(tmp_path):
 
 
 def test_check_mode_gives_the_same_report(tmp_path):
-    result, data, _ = check_cluster(tmp_path, "--check")
+    result, data, dummy = check_cluster(tmp_path, "--check")
     assert data is not None and data["status"] == "degraded", result.stdout + result.stderr
     assert result.returncode == 1
 

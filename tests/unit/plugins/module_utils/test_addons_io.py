@@ -163,7 +163,7 @@ def test_status_and_nodes_reads_the_nodes_beside_the_addons_and_gives_none_when_
         if rest[:2] == ["get", "nodes"]:
             return 1, "", "Error from server (Forbidden): nodes is forbidden"
         return 0, "", ""
-    read, _ = reader(refused)
+    read, dummy = reader(refused)
     verdicts, nodes = addons_io.status_and_nodes(read, specs)
     assert nodes is None  # the worker play then reads the Nodes itself
     assert verdicts["Longhorn"]["install"] is True
