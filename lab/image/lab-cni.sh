@@ -8,6 +8,7 @@ conf=/etc/cni/net.d/10-lab-bridge.conflist
 kubeconfig=/etc/kubernetes/kubelet.conf
 me=$(hostname)
 cri=unix:///run/containerd/containerd.sock
+recheck=/run/lab-cni.recheck
 # A real node has a default route (its LAN gateway); the lab's internal networks give none. Service addresses need
 # a route before kube-proxy's DNAT can pick the pod (a connect() without one fails: network is unreachable), so the
 # service range goes to the LAN, as the default route would send it. The lab inventory's kubernetes_service_cidr.
@@ -43,15 +44,29 @@ JSON
                     mkdir -p "$(dirname "$conf")"
                     printf '%s\n' "$want" >"$conf.tmp" && mv "$conf.tmp" "$conf"
                     echo "lab-cni: $conf for podCIDR $cidr"
-                    # Pods the kubelet started in between (from the old file) were on that bridge and keep a dead
-                    # address: their sandboxes go, and the kubelet makes them again on the new bridge. Host-network
-                    # pods are left alone.
+                    # Check the pods for the next 30 s (below): containerd reloads the file a moment later, so a
+                    # sandbox made just after the rewrite can still get an old address.
+                    echo 15 >"$recheck"
+                fi
+                # Pods the kubelet started from an old file keep an address on a bridge that is gone: their
+                # sandboxes go, and the kubelet makes them again on the new bridge. Host-network pods are left
+                # alone. The lab's podCIDRs are /24s, so an address outside is one without the CIDR's first three
+                # octets.
+                left=$(cat "$recheck" 2>/dev/null || echo 0)
+                if [ "$left" -gt 0 ]; then
+                    echo $((left - 1)) >"$recheck"
+                    prefix=${cidr%.*/*}.
                     for sandbox in $(crictl --runtime-endpoint "$cri" pods -q 2>/dev/null); do
-                        if crictl --runtime-endpoint "$cri" inspectp "$sandbox" 2>/dev/null | grep -q '"network": "POD"'; then
-                            crictl --runtime-endpoint "$cri" stopp "$sandbox" >/dev/null 2>&1
-                            crictl --runtime-endpoint "$cri" rmp "$sandbox" >/dev/null 2>&1
-                            echo "lab-cni: pod sandbox $sandbox made again on the new bridge"
-                        fi
+                        ip=$(crictl --runtime-endpoint "$cri" inspectp -o go-template \
+                            --template '{{.status.linux.namespaces.options.network}} {{.status.network.ip}}' \
+                            "$sandbox" 2>/dev/null)
+                        case "$ip" in
+                            "POD $prefix"*|NODE*|"") ;;
+                            POD*)
+                                crictl --runtime-endpoint "$cri" stopp "$sandbox" >/dev/null 2>&1
+                                crictl --runtime-endpoint "$cri" rmp "$sandbox" >/dev/null 2>&1
+                                echo "lab-cni: pod sandbox $sandbox (${ip#POD }, outside $cidr) made again on the new bridge" ;;
+                        esac
                     done
                 fi
             elif ! ip route show "$cidr" | grep -q "via $address "; then
