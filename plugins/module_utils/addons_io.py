@@ -48,20 +48,8 @@ class Reader(object):
             for namespace, group in groups:
                 self._namespace_objects(namespace, group, found)
             return found
-        failures = []
-
-        def read(namespace, group):
-            try:
-                self._namespace_objects(namespace, group, found)
-            except BaseException as exc:  # pylint: disable=broad-except  # fail_json exits: re-raised after the join
-                failures.append(exc)
-        threads = [threading.Thread(target=read, args=group) for group in groups]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if failures:
-            raise failures[0]
+        run_in_threads(dict((namespace, (lambda ns=namespace, grp=group: self._namespace_objects(ns, grp, found)))
+                            for namespace, group in groups))
         return found
 
     def _namespace_objects(self, namespace, group, found):
@@ -209,20 +197,33 @@ def status_of_many(reader, specs):
 def status_and_nodes(reader, specs):
     """``(status_of_many(reader, specs), nodes)``: the Nodes read in a thread beside the add-ons' reads, so a caller
     that needs both (start-cluster.yml's worker play) pays no second call. ``nodes`` is None when that read failed."""
-    box = {}
-
     def read_nodes():
         try:
-            box["nodes"] = reader.nodes()
+            return reader.nodes()
         except BaseException:  # pylint: disable=broad-except  # an unreadable Node list is None: the caller reads it
-            box["nodes"] = None
-    thread = threading.Thread(target=read_nodes)
-    thread.start()
-    try:
-        results = status_of_many(reader, specs)
-    finally:
+            return None
+    results = run_in_threads({"addons": lambda: status_of_many(reader, specs), "nodes": read_nodes})
+    return results["addons"], results["nodes"]
+
+
+def run_in_threads(calls):
+    """Run ``{key: callable}`` in threads (kubectl and kubeadm wait on the API and the disk: the calls overlap);
+    ``{key: result}``. The first failure is raised again once every thread has ended."""
+    results, failures = {}, []
+
+    def run(key, call):
+        try:
+            results[key] = call()
+        except BaseException as exc:  # pylint: disable=broad-except  # fail_json exits: re-raised after the join
+            failures.append(exc)
+    threads = [threading.Thread(target=run, args=item) for item in sorted(calls.items())]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
         thread.join()
-    return results, box.get("nodes")
+    if failures:
+        raise failures[0]
+    return results
 
 
 def key_of_manifest(manifest):

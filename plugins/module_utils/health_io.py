@@ -15,9 +15,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import threading
 
 from ansible_collections.dgx_spark.cluster.plugins.module_utils import addons as addons_core
+from ansible_collections.dgx_spark.cluster.plugins.module_utils import addons_io
 
 OBJECT_KINDS = "nodes,pods,deployments.apps,daemonsets.apps,services"
 LONGHORN_KINDS = "nodes.longhorn.io,volumes.longhorn.io"
@@ -92,26 +92,6 @@ class Reader(object):
                            "-o", "json"])
 
 
-def _parallel(calls):
-    """Run ``{key: callable}`` in threads (kubectl and kubeadm wait on the API and the disk: the calls overlap);
-    ``{key: result}``."""
-    results, failures = {}, []
-
-    def run(key, call):
-        try:
-            results[key] = call()
-        except BaseException as exc:  # pylint: disable=broad-except  # fail_json exits: re-raised after the join
-            failures.append(exc)
-    threads = [threading.Thread(target=run, args=item) for item in sorted(calls.items())]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise failures[0]
-    return results
-
-
 def gather(reader, params):
     """The inputs of ``health.report`` (except the verdicts, which come from the controller), read at once."""
     addon_list = [a for a in params.get("addons") or [] if a.get("enabled", True)]
@@ -123,7 +103,7 @@ def gather(reader, params):
         calls["longhorn"] = lambda: reader.longhorn(params["longhorn_namespace"])
     if params.get("certificates", True):
         calls["certificates"] = reader.certificates
-    results = _parallel(calls)
+    results = addons_io.run_in_threads(calls)
     objects, objects_error = results["objects"]
     readyz, readyz_error = results["readyz"]
     inputs = {"readyz": readyz, "readyz_error": readyz_error, "objects_error": objects_error,
