@@ -37,6 +37,17 @@ while :; do
 }
 JSON
 )
+                # The bridge plugin refuses a cni0 that carries another gateway than this podCIDR's first address
+                # ("cni0 already has an IP address different from ..."), and every new pod on the node then fails.
+                # A sandbox still being made from the old file as it is rewritten makes cni0 again with the old
+                # gateway, after the delete below: so check the bridge on every pass, not only on a rewrite.
+                gateway=${cidr%.*/*}.1/${cidr#*/}
+                bridge_addresses=$(ip -4 -o addr show dev cni0 2>/dev/null | awk '{print $4}')
+                if [ -n "$bridge_addresses" ] && [ "$bridge_addresses" != "$gateway" ]; then
+                    ip link delete cni0 2>/dev/null || true
+                    echo "lab-cni: cni0 had $(echo $bridge_addresses), not $gateway: removed, the bridge plugin makes it again"
+                    echo 15 >"$recheck"
+                fi
                 if [ "$(cat "$conf" 2>/dev/null)" != "$want" ]; then
                     # A re-joined Node gets a new podCIDR: the bridge plugin refuses a cni0 that still carries the
                     # old gateway address, so the bridge goes and the plugin makes it again.

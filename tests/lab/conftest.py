@@ -34,8 +34,15 @@ class Run(object):
     def changed(self):
         return sum(host["changed"] for host in self.recap.values())
 
+    def failures(self):
+        """The first failed tasks' blocks: a failure's message is printed above the rescue that ends the run."""
+        blocks = ["TASK [" + block for block in self.output.split("\nTASK [")[1:]
+                  if re.search(r"^(fatal|failed): \[", block, re.M)]
+        return "\n".join(blocks)[:5000]
+
     def __repr__(self):
-        return "rc=%d changed=%d in %.1fs\n%s" % (self.rc, self.changed, self.seconds, self.output[-6000:])
+        return "rc=%d changed=%d in %.1fs\n--- failed tasks ---\n%s\n--- end of the output ---\n%s" % (
+            self.rc, self.changed, self.seconds, self.failures(), self.output[-4000:])
 
 
 DECISION = re.compile(r"(spark-[0-9a-z]+): (none|restart_kubelet|join|reset_and_join|init|reset)\s+because")

@@ -30,7 +30,7 @@ def healthy():
 def repair(name, *extra):
     """start-cluster.yml repairs the fault (something changed), the cluster is healthy, a second run is quiet."""
     first = playbook("start-cluster.yml", *extra)
-    assert first.rc == 0, first
+    assert first.rc == 0, "%r\n--- the lab's pod network and pods ---\n%s" % (first, lab_pod_network())
     assert first.changed > 0, first
     wait_for(lambda: node_ready(api(), WORKER) == "True" and node_ready(api(), CONTROL) == "True",
              timeout=60, what="both Nodes Ready")
@@ -41,6 +41,14 @@ def repair(name, *extra):
     record_time(name, first.seconds)
     record_time("no-op run after: " + name, second.seconds)
     return first
+
+
+def lab_pod_network():
+    """What to read when a repair fails on the lab: lab-cni's last lines, the bridge and the pods on each node."""
+    return "\n".join(
+        "[%s]\n%s" % (name, node(name, "journalctl -u lab-cni -n 15 --no-pager -o cat; ip -4 -o addr show dev cni0; "
+                                       "crictl pods 2>&1 | head -n 25", check=False).stdout)
+        for name in (CONTROL, WORKER))
 
 
 def delete_pods(*names):

@@ -11,6 +11,8 @@ spec:
   template:
     metadata: {labels: {name: tigera-operator}}
     spec:
+      # Like the real operator and calico-node: on the host's network, so they never wait for a pod network.
+      hostNetwork: true
       tolerations: [{operator: Exists}]
       containers:
         - name: lab-model
@@ -35,6 +37,7 @@ spec:
   template:
     metadata: {labels: {k8s-app: calico-node}}
     spec:
+      hostNetwork: true
       tolerations: [{operator: Exists}]
       containers:
         - name: lab-model
