@@ -6,13 +6,16 @@
 Every check gives findings ``{area, subject, severity, message}``. Severities:
 
 * ``failed``: the cluster's core does not work: the API does not answer or a ``/readyz`` check fails, etcd is not
-  healthy, an inventory node has no Node or its Node is not Ready, a certificate has expired.
+  healthy, an inventory node has no Node or its Node is not Ready, a certificate has expired, a node is
+  unreachable, a node's membership needs a repair (its kubelet stopped, its kubelet.conf gone, ...), a fabric
+  address is missing.
 * ``degraded``: the cluster works with a fault: a pod not Running or not Ready (completed pods are fine), a
   Deployment or DaemonSet not fully ready, an enabled add-on whose Helm release is missing or not deployed, fewer
   allocatable GPUs than the inventory expects, a cordoned Node, a Node under memory, disk or PID pressure, a Node
   whose InternalIP is not its fabric address, a Node the inventory does not know, a LoadBalancer Service without an
   address, a certificate expiring within the warning days, a Longhorn node not Ready or a volume not healthy, a
-  recorded RoCE or NCCL verdict that failed.
+  recorded RoCE or NCCL verdict that failed, a fabric port with the wrong MTU or an unpersisted configuration,
+  stale CNI state on a node.
 * ``unknown``: not checked (an add-on the inventory turns off, a verdict nobody recorded, an input that could not be
   read). Shown in the table, never counted against the cluster, never invented as ok.
 * ``ok``.
@@ -418,6 +421,79 @@ def judge_nccl(verdict, source=None):
         busbw_text, when, ": %s" % "; ".join(failures) if failures else ""))]
 
 
+# --- Each node's own judges (what start-cluster.yml would repair) -------------------------------------------------
+
+# Membership repairs that leave a node out of the cluster until they run (restart_kubelet included: a stopped kubelet
+# makes the Node NotReady once the grace period ends, and the report should not wait for the API to notice).
+_MEMBERSHIP_SEVERITY = {"none": "ok", "restart_kubelet": "failed", "join": "failed", "reset_and_join": "failed",
+                        "init": "failed", "reset": "failed"}
+
+
+def _fabric_severity(action):
+    """A fabric address that is missing fails (the Nodes' InternalIPs and the API are on the fabric); anything
+    else fabric_ip would do (MTU, a duplicate address, the persisted configuration) leaves the node working."""
+    return "failed" if action.startswith("add ") else "degraded"
+
+
+def judge_node_checks(checks):
+    """Findings from each node's own read-only judges, run under check mode by check-cluster.yml: the membership
+    plan of kubeadm_node (area ``nodes``), fabric_ip's planned actions (area ``fabric``) and cni_cleanup's stale
+    state (area ``pods``), and roce_check's verdict now (area ``fabric``, only when it ran). Each check is
+    ``{name, unreachable, membership, fabric, cni, roce}``; a judge that did not run (None) is not checked, never
+    ok."""
+    found = []
+    for check in checks or []:
+        name = check.get("name") or "?"
+        if check.get("unreachable"):
+            found.append(finding("nodes", name, "failed", "unreachable over SSH: %s" % (
+                check.get("unreachable_msg") or "no reason given")))
+            continue
+        plan = check.get("membership")
+        if not plan:
+            found.append(finding("nodes", "%s membership" % name, "unknown", "not checked"))
+        elif plan.get("failed") or plan.get("action") not in _MEMBERSHIP_SEVERITY:
+            found.append(finding("nodes", "%s membership" % name, "failed", "the membership check failed: %s" % (
+                plan.get("msg") or "no reason given")))
+        else:
+            severity = _MEMBERSHIP_SEVERITY[plan["action"]]
+            reasons = "; ".join(plan.get("reasons") or []) or "no reason given"
+            message = reasons if severity == "ok" else "start-cluster.yml would %s: %s" % (
+                plan["action"].replace("_", " "), reasons)
+            found.append(finding("nodes", "%s membership" % name, severity, message))
+        fabric = check.get("fabric")
+        if not fabric:
+            found.append(finding("fabric", "%s addresses" % name, "unknown", "not checked"))
+        elif fabric.get("failed") or ("actions" not in fabric and fabric.get("msg")):
+            found.append(finding("fabric", "%s addresses" % name, "failed", fabric.get("msg") or "no reason given"))
+        else:
+            actions = fabric.get("actions") or []
+            for action in actions:
+                found.append(finding("fabric", "%s addresses" % name, _fabric_severity(action),
+                                     "start-cluster.yml would %s" % action))
+            if not actions:
+                ports = ["%s %s MTU %s" % (p.get("name"), p.get("address"), p.get("mtu"))
+                         for p in fabric.get("ports") or [] if p.get("name")]
+                found.append(finding("fabric", "%s addresses" % name, "ok", ", ".join(ports) or "no port"))
+        if check.get("roce"):
+            found += [dict(item, subject="%s RoCE" % name, message=item["message"].replace("last verdict", "now"))
+                      for item in judge_roce(check["roce"])]
+        cni = check.get("cni")
+        if not cni:
+            found.append(finding("pods", "%s CNI state" % name, "unknown", "not checked"))
+            continue
+        removed = cni.get("removed") or {}
+        stale = [item for kind in ("netns", "paths", "links") for item in removed.get(kind) or []]
+        if cni.get("failed") or ("removed" not in cni and cni.get("msg")):
+            found.append(finding("pods", "%s CNI state" % name, "degraded", "the CNI check failed: %s" % (
+                cni.get("msg") or "no reason given")))
+        elif stale:
+            found.append(finding("pods", "%s CNI state" % name, "degraded", "%d stale entr%s (new pods may fail "
+                                 "to start): %s" % (len(stale), "y" if len(stale) == 1 else "ies", ", ".join(stale))))
+        else:
+            found.append(finding("pods", "%s CNI state" % name, "ok", "no stale network namespace or state"))
+    return found
+
+
 # --- The report ----------------------------------------------------------------------------------------------------
 
 def overall(findings):
@@ -473,7 +549,8 @@ def report(inputs, now, warning_days=30):
     ``readyz`` (text) and ``readyz_error``; ``nodes``, ``pods``, ``workloads`` (Deployments and DaemonSets),
     ``services`` (lists of objects; None when the API could not list them, with ``objects_error``);
     ``expected_nodes``; ``addons`` and ``releases``; ``longhorn_nodes``, ``longhorn_volumes``, ``longhorn_expected``;
-    ``certificates`` and ``certificates_error``; ``roce_verdict``, ``nccl_verdict``, ``nccl_source``.
+    ``certificates`` and ``certificates_error``; ``node_checks`` (see judge_node_checks); ``roce_verdict``,
+    ``nccl_verdict``, ``nccl_source``.
 
     Returns ``{status, exit_code, counts, findings, failures, degradations, text, generated}``; ``failures`` and
     ``degradations`` are the failed and degraded findings as lines (``area subject: message``)."""
@@ -492,7 +569,9 @@ def report(inputs, now, warning_days=30):
         findings += judge_longhorn(inputs.get("longhorn_nodes"), inputs.get("longhorn_volumes"),
                                    inputs.get("longhorn_expected", False))
     findings += judge_certificates(inputs.get("certificates"), now, warning_days, inputs.get("certificates_error"))
-    findings += judge_roce(inputs.get("roce_verdict"))
+    findings += judge_node_checks(inputs.get("node_checks"))
+    if not any(check.get("roce") for check in inputs.get("node_checks") or []):
+        findings += judge_roce(inputs.get("roce_verdict"))
     findings += judge_nccl(inputs.get("nccl_verdict"), inputs.get("nccl_source"))
     status = overall(findings)
     generated = now.strftime("%Y-%m-%dT%H:%M:%SZ")

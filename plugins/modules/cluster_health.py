@@ -100,6 +100,39 @@ options:
   nccl_source:
     description: Where O(nccl_verdict) came from (shown when the result names no start time).
     type: str
+  node_checks:
+    description:
+      - What each node's own judges said, run read-only under check mode on the nodes before this module (see the
+        C(health) role's C(node) entry point). Omitted, the report has no per-node membership, fabric and CNI rows.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The node.
+        type: str
+        required: true
+      unreachable:
+        description: The node could not be reached over SSH (the other judges did not run).
+        type: bool
+        default: false
+      unreachable_msg:
+        description: Why it could not be reached.
+        type: str
+      membership:
+        description: The C(kubeadm_node) result under check mode (its C(action) and C(reasons)); null when not run.
+        type: dict
+      fabric:
+        description: The C(fabric_ip) result under check mode (its C(actions) and C(ports)); null when not run.
+        type: dict
+      cni:
+        description: The C(cni_cleanup) result under check mode (its C(removed)); null when not run.
+        type: dict
+      roce:
+        description:
+          - The C(roce_check) result on the node now (its C(failures), C(devices)); null when not run. When any
+            node has one, these replace O(roce_verdict).
+        type: dict
   kubeconfig:
     description: Kubeconfig that C(kubectl) and C(kubeadm) use.
     type: path
@@ -230,6 +263,15 @@ def main():
             roce_verdict=dict(type="dict"),
             nccl_verdict=dict(type="dict"),
             nccl_source=dict(type="str"),
+            node_checks=dict(type="list", elements="dict", default=[], options=dict(
+                name=dict(type="str", required=True),
+                unreachable=dict(type="bool", default=False),
+                unreachable_msg=dict(type="str"),
+                membership=dict(type="dict"),
+                fabric=dict(type="dict"),
+                cni=dict(type="dict"),
+                roce=dict(type="dict"),
+            )),
             kubeconfig=dict(type="path", default="/etc/kubernetes/admin.conf"),
             kubectl=dict(type="str", default="kubectl"),
             kubeadm=dict(type="str", default="kubeadm"),
@@ -248,7 +290,7 @@ def main():
     reader = health_io.Reader(runner, kubectl, params["kubeconfig"], kubeadm, params["timeout"])
     inputs = health_io.gather(reader, params)
     inputs.update(roce_verdict=params["roce_verdict"], nccl_verdict=params["nccl_verdict"],
-                  nccl_source=params["nccl_source"])
+                  nccl_source=params["nccl_source"], node_checks=params["node_checks"])
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     result = core.report(inputs, now, params["cert_warning_days"])
     if result["status"] == "degraded":

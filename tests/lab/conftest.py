@@ -175,3 +175,28 @@ def record_time(name, seconds, path=os.path.join(REPO, ".lab", "repair-times.jso
 def pytest_collection_modifyitems(items):
     """test_repairs.py builds the cluster from empty nodes: it runs first, whatever order the files are given in."""
     items.sort(key=lambda item: 0 if item.nodeid.split("::")[0].endswith("test_repairs.py") else 1)
+
+
+def check_cluster(tmp_path, *extra):
+    """scripts/check-cluster.sh on the lab: (its process result, the JSON report or None, seconds)."""
+    report = tmp_path / "cluster-health.json"
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", DGX_SPARK_HEALTH_REPORT=str(report),
+               ANSIBLE_PLAYBOOK=os.path.join(BIN, "ansible-playbook"))
+    started = time.monotonic()
+    script = os.path.join(REPO, "scripts", "check-cluster.sh")
+    result = subprocess.run([script, "-i", INVENTORY] + list(extra), cwd=REPO, env=env, capture_output=True,
+                            text=True, check=False, timeout=600)
+    seconds = time.monotonic() - started
+    data = json.loads(report.read_text()) if report.exists() else None
+    return result, data, seconds
+
+
+def ping_seconds():
+    """The floor the issue measures against: `ansible all -m ping` on both lab nodes (median of three)."""
+    times = []
+    for dummy in range(3):
+        started = time.monotonic()
+        subprocess.run([os.path.join(BIN, "ansible"), "all", "-i", INVENTORY, "-m", "ping"], cwd=REPO,
+                       capture_output=True, check=True, timeout=120)
+        times.append(time.monotonic() - started)
+    return sorted(times)[1]

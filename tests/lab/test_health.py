@@ -4,38 +4,9 @@ makes a healthy lab report "degraded". Runs after test_repairs.py (which builds 
 cluster behind.
 """
 
-import json
-import os
-import subprocess
-import time
-
-from conftest import BIN, INVENTORY, REPO, api, node, node_ready, playbook, record_time, wait_for
+from conftest import api, check_cluster, node, node_ready, ping_seconds, playbook, record_time, wait_for
 
 WORKER = "spark-ba63"
-SCRIPT = os.path.join(REPO, "scripts", "check-cluster.sh")
-
-
-def check_cluster(tmp_path, *extra):
-    report = tmp_path / "cluster-health.json"
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", DGX_SPARK_HEALTH_REPORT=str(report),
-               ANSIBLE_PLAYBOOK=os.path.join(BIN, "ansible-playbook"))
-    started = time.monotonic()
-    result = subprocess.run([SCRIPT, "-i", INVENTORY] + list(extra), cwd=REPO, env=env, capture_output=True,
-                            text=True, check=False, timeout=600)
-    seconds = time.monotonic() - started
-    data = json.loads(report.read_text()) if report.exists() else None
-    return result, data, seconds
-
-
-def ping_seconds():
-    """The floor the issue measures against: `ansible all -m ping` on both lab nodes (median of three)."""
-    times = []
-    for dummy in range(3):
-        started = time.monotonic()
-        subprocess.run([os.path.join(BIN, "ansible"), "all", "-i", INVENTORY, "-m", "ping"], cwd=REPO,
-                       capture_output=True, check=True, timeout=120)
-        times.append(time.monotonic() - started)
-    return sorted(times)[1]
 
 
 def severities(data, area=None):

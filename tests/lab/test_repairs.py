@@ -10,8 +10,8 @@ cluster and leaves one behind.
 
 import pytest
 
-from conftest import (api, decisions, http_pod, kubectl, lab, node, node_ready, playbook, pod_ready, record_time,
-                      task_results, wait_for)
+from conftest import (api, check_cluster, decisions, http_pod, kubectl, lab, node, node_ready, playbook, pod_ready,
+                      record_time, task_results, wait_for)
 
 WORKER, CONTROL = "spark-ba63", "spark-2959"
 # The lab's node-monitor grace (inventory/lab/hosts.yml): a Node whose kubelet stops posting goes Ready=Unknown
@@ -41,6 +41,19 @@ def repair(name, *extra):
     record_time(name, first.seconds)
     record_time("no-op run after: " + name, second.seconds)
     return first
+
+
+def flagged(tmp_path, subject, severity, status="failed"):
+    """Before the repair, the health report (scripts/check-cluster.sh) names the fault: the finding for ``subject``
+    has ``severity``, and the report's status and exit code are ``status``'s (the lab is at least degraded: it has
+    no GPUs)."""
+    result, data, unused = check_cluster(tmp_path)
+    output = result.stdout + result.stderr
+    assert data is not None, output
+    found = dict((f["subject"], f["severity"]) for f in data["findings"])
+    assert found.get(subject) == severity, data["findings"]
+    assert data["status"] == status, data["findings"]
+    assert result.returncode == {"degraded": 1, "failed": 2}[status], output
 
 
 def lab_pod_network():
@@ -98,8 +111,9 @@ def test_a_pod_on_each_node_answers_the_other(lab_ready):
         delete_pods("answer-cp", "answer-worker")
 
 
-def test_fault_1_worker_kubelet_stopped(lab_ready):
+def test_fault_1_worker_kubelet_stopped(lab_ready, tmp_path):
     node(WORKER, "systemctl stop kubelet")
+    flagged(tmp_path, WORKER + " membership", "failed")
     run = repair("1 worker kubelet stopped")
     assert decisions(run.output) == {WORKER: ["restart_kubelet"]}, run
     # The plan is not a change: only the restart reports one.
@@ -116,26 +130,28 @@ def test_check_diff_on_a_broken_lab_reports_the_repair_and_changes_nothing(lab_r
     repair("1b worker kubelet stopped (after --check)")
 
 
-def test_fault_2_worker_node_deleted_from_the_api(lab_ready):
+def test_fault_2_worker_node_deleted_from_the_api(lab_ready, tmp_path):
     before = node(WORKER, "stat -c %Y /etc/kubernetes/kubelet.conf").stdout
     api().delete_node(WORKER)
+    flagged(tmp_path, WORKER + " membership", "failed")
     run = repair("2 worker Node deleted from the API")
     assert decisions(run.output) == {WORKER: ["reset_and_join"]}, run
     assert node(WORKER, "stat -c %Y /etc/kubernetes/kubelet.conf").stdout != before
 
 
-def test_fault_3_worker_kubelet_conf_removed_while_not_ready(lab_ready):
+def test_fault_3_worker_kubelet_conf_removed_while_not_ready(lab_ready, tmp_path):
     node(WORKER, "systemctl stop kubelet")
     wait_for(lambda: node_ready(api(), WORKER) in ("Unknown", "False"), timeout=GRACE * 6, what="worker NotReady")
     node(WORKER, "rm -f /etc/kubernetes/kubelet.conf")
     uid = api().read_node(WORKER).metadata.uid
+    flagged(tmp_path, WORKER + " membership", "failed")
     run = repair("3 worker kubelet.conf removed while NotReady")
     # pki/ca.crt and config.yaml are left over, so the decision is a reset before the join.
     assert decisions(run.output) == {WORKER: ["reset_and_join"]}, run
     assert api().read_node(WORKER).metadata.uid != uid  # the stale Node was deleted, the join made a new one
 
 
-def test_fault_3b_worker_wiped_while_its_node_is_still_ready(lab_ready):
+def test_fault_3b_worker_wiped_while_its_node_is_still_ready(lab_ready, tmp_path):
     # A reinstalled worker, or one whose /etc/kubernetes was wiped, while the API still shows its Node Ready.
     # The plan describes the repair (delete the stale Node, then join), in --check too, instead of refusing it.
     node(WORKER, "rm -rf /etc/kubernetes/*")
@@ -146,12 +162,13 @@ def test_fault_3b_worker_wiped_while_its_node_is_still_ready(lab_ready):
     assert decisions(check.output) == {WORKER: ["reset_and_join"]}, check
     assert "the stale Node is deleted before the join" in check.output
     assert api().read_node(WORKER).metadata.uid == uid  # --check deleted nothing
+    flagged(tmp_path, WORKER + " membership", "failed")
     run = repair("3b worker wiped while its Node is Ready")
     assert decisions(run.output) == {WORKER: ["reset_and_join"]}, run
     assert api().read_node(WORKER).metadata.uid != uid
 
 
-def test_fault_4_stale_cni_netns_on_the_worker(lab_ready):
+def test_fault_4_stale_cni_netns_on_the_worker(lab_ready, tmp_path):
     # A real network namespace whose sandbox is gone, left from before a reboot: made as CNI makes one, then its
     # mount lost without a CNI DEL, so the file stays and `ip netns` reports it invalid. Older than cni_cleanup's
     # min_age, which protects sandboxes being created. A running pod's namespace on the same node must survive.
@@ -162,6 +179,7 @@ def test_fault_4_stale_cni_netns_on_the_worker(lab_ready):
         live = set(node(WORKER, "ls /run/netns").stdout.split())
         assert live, "the running pod has a network namespace"
         node(WORKER, "ip netns add {0} && umount /run/netns/{0} && touch -d '10 minutes ago' /run/netns/{0}".format(stale))
+        flagged(tmp_path, WORKER + " CNI state", "degraded", status="degraded")
         run = repair("4 stale CNI netns on the worker")
         assert decisions(run.output) == {}, run
         assert task_results(run.output, "Worker | Stale CNI state removed") == ["changed"], run
@@ -172,8 +190,9 @@ def test_fault_4_stale_cni_netns_on_the_worker(lab_ready):
         delete_pods("live-pod")
 
 
-def test_fault_5_api_address_missing_on_the_control_plane(lab_ready):
+def test_fault_5_api_address_missing_on_the_control_plane(lab_ready, tmp_path):
     node(CONTROL, "ip addr del 10.10.10.1/24 dev enp1s0f1np1")
+    flagged(tmp_path, CONTROL + " addresses", "failed")
     repair("5 API address missing on the control plane")
     assert "10.10.10.1/24" in node(CONTROL, "ip -br addr show dev enp1s0f1np1").stdout
 
@@ -194,7 +213,7 @@ def test_fault_6_kubeadm_reset_hangs_during_a_rejoin(lab_ready):
     assert "kubeadm reset -f timed out (rc 124); running the forced reset" in run.output
 
 
-def test_fault_7_worker_unreachable_fails_clearly_and_changes_nothing(lab_ready):
+def test_fault_7_worker_unreachable_fails_clearly_and_changes_nothing(lab_ready, tmp_path):
     control_before = node(CONTROL, "stat -c %Y /etc/kubernetes/admin.conf /etc/netplan/40-dgx-spark-fabric.yaml").stdout
     lab("lan", WORKER, "unplug")  # as if powered off: its LAN link goes away
     try:
@@ -203,14 +222,16 @@ def test_fault_7_worker_unreachable_fails_clearly_and_changes_nothing(lab_ready)
         assert "spark-ba63" in run.output and "UNREACHABLE" in run.output, run
         assert run.recap[CONTROL]["changed"] == 0, run
         assert node(CONTROL, "stat -c %Y /etc/kubernetes/admin.conf /etc/netplan/40-dgx-spark-fabric.yaml").stdout == control_before
+        flagged(tmp_path, WORKER, "failed")
     finally:
         lab("lan", WORKER, "plug")
     record_time("7 worker unreachable (fails, nothing changed)", run.seconds)
     assert playbook("start-cluster.yml").changed == 0
 
 
-def test_fault_8_control_plane_kubelet_stopped(lab_ready):
+def test_fault_8_control_plane_kubelet_stopped(lab_ready, tmp_path):
     node(CONTROL, "systemctl stop kubelet")
+    flagged(tmp_path, CONTROL + " membership", "failed")
     run = repair("8 control-plane kubelet stopped")
     assert decisions(run.output) == {CONTROL: ["restart_kubelet"]}, run
 

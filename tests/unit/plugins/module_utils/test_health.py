@@ -368,3 +368,100 @@ def test_the_table_one_line_per_problem_and_one_per_area_for_what_is_ok():
 def test_a_long_subject_is_cut_to_its_column():
     line = health.table([health.finding("pods", "a-very-long-namespace-name-for-apps-x", "ok", "1 pods")], "healthy")
     assert "a-very-long-namespace-nam... ok" in line
+
+
+# --- Each node's own judges (check-cluster.yml's node play): results in the shapes of our modules' RETURN ---------
+
+HEALTHY_CHECK = {
+    "name": "spark-ba63", "unreachable": False,
+    "membership": {"action": "none", "reasons": ["Node spark-ba63 is Ready; kubelet.conf matches; kubelet active "
+                                                 "and enabled"], "changed": False},
+    "fabric": {"actions": [], "changed": False,
+               "ports": [{"name": "enp1s0f1np1", "address": "10.10.10.2/24", "mtu": 9000, "carrier": True}]},
+    "cni": {"removed": {"netns": [], "paths": [], "links": []}, "kept": [], "restarted": [], "changed": False},
+    "roce": None,
+}
+
+
+def node_check(**changes):
+    check = dict(HEALTHY_CHECK)
+    check.update(changes)
+    return check
+
+
+def by_subject(findings):
+    return {f["subject"]: (f["area"], f["severity"], f["message"]) for f in findings}
+
+
+def test_a_healthy_node_gives_ok_membership_fabric_and_cni_rows():
+    found = by_subject(health.judge_node_checks([HEALTHY_CHECK]))
+    assert found["spark-ba63 membership"][:2] == ("nodes", "ok")
+    assert found["spark-ba63 addresses"] == ("fabric", "ok", "enp1s0f1np1 10.10.10.2/24 MTU 9000")
+    assert found["spark-ba63 CNI state"][:2] == ("pods", "ok")
+    assert "spark-ba63 RoCE" not in found  # roce_check did not run: no row, and the global one stays
+
+
+@pytest.mark.parametrize("action", ["restart_kubelet", "join", "reset_and_join"])
+def test_a_pending_membership_repair_fails_the_node_naming_the_repair_and_why(action):
+    check = node_check(membership={"action": action, "reasons": ["kubelet inactive"], "changed": False})
+    found = by_subject(health.judge_node_checks([check]))
+    area, severity, message = found["spark-ba63 membership"]
+    assert (area, severity) == ("nodes", "failed")
+    assert message == "start-cluster.yml would %s: kubelet inactive" % action.replace("_", " ")
+    assert health.overall(health.judge_node_checks([check])) == "failed"
+
+
+def test_a_membership_judge_that_failed_is_failed_with_its_message():
+    # failed_when: false keeps the play going and sets failed to false: the module's msg without an action says it.
+    check = node_check(membership={"failed": False, "msg": "refusing to init over an existing cluster"})
+    assert by_subject(health.judge_node_checks([check]))["spark-ba63 membership"] == (
+        "nodes", "failed", "the membership check failed: refusing to init over an existing cluster")
+
+
+def test_a_missing_fabric_address_fails_and_a_wrong_mtu_only_degrades():
+    check = node_check(fabric={"changed": False, "ports": [], "actions": [
+        "set MTU 9000 (was 1500) on enp1s0f1np1", "add 10.10.10.2/24 to enp1s0f1np1"]})
+    found = [f for f in health.judge_node_checks([check]) if f["area"] == "fabric"]
+    assert [(f["severity"], f["message"]) for f in found] == [
+        ("degraded", "start-cluster.yml would set MTU 9000 (was 1500) on enp1s0f1np1"),
+        ("failed", "start-cluster.yml would add 10.10.10.2/24 to enp1s0f1np1")]
+
+
+def test_a_fabric_check_that_could_not_run_is_failed_with_its_message():
+    check = node_check(fabric={"failed": False, "msg": "port 1: no candidate has carrier"})
+    assert by_subject(health.judge_node_checks([check]))["spark-ba63 addresses"] == (
+        "fabric", "failed", "port 1: no candidate has carrier")
+
+
+def test_stale_cni_state_degrades_naming_each_entry():
+    check = node_check(cni={"removed": {"netns": ["/run/netns/cni-0badc0de"], "paths": [], "links": []},
+                            "changed": False})
+    area, severity, message = by_subject(health.judge_node_checks([check]))["spark-ba63 CNI state"]
+    assert (area, severity) == ("pods", "degraded")
+    assert message == "1 stale entry (new pods may fail to start): /run/netns/cni-0badc0de"
+    assert health.overall(health.judge_node_checks([check])) == "degraded"
+
+
+def test_an_unreachable_node_is_one_failed_row_and_nothing_else_about_it():
+    check = {"name": "spark-ba63", "unreachable": True, "unreachable_msg": "ssh: connect to host 192.168.86.39 "
+             "port 22: No route to host", "membership": None, "fabric": None, "cni": None, "roce": None}
+    assert health.judge_node_checks([check]) == [health.finding(
+        "nodes", "spark-ba63", "failed", "unreachable over SSH: ssh: connect to host 192.168.86.39 port 22: "
+        "No route to host")]
+
+
+def test_judges_that_did_not_run_are_not_checked_never_ok():
+    found = by_subject(health.judge_node_checks([node_check(membership=None, fabric=None, cni=None)]))
+    assert {subject: severity for subject, (unused, severity, unused2) in found.items()} == {
+        "spark-ba63 membership": "unknown", "spark-ba63 addresses": "unknown", "spark-ba63 CNI state": "unknown"}
+
+
+def test_roce_now_on_each_node_replaces_the_recorded_verdict_row():
+    check = node_check(roce={"failed": False, "failures": ["rocep1s0f1 port 1: netdev MTU 1500 below min_mtu 9000"],
+                             "devices": [{"name": "rocep1s0f1"}]})
+    result = health.report({"node_checks": [check]}, NOW)
+    rows = [(f["subject"], f["severity"], f["message"]) for f in result["findings"] if f["area"] == "fabric"]
+    assert ("spark-ba63 RoCE", "degraded", "now failed: rocep1s0f1 port 1: netdev MTU 1500 below min_mtu 9000") in rows
+    assert not any(subject == "RoCE" for subject, unused, unused2 in rows)
+    # Without a node's roce result the recorded verdict row is still there (not checked: none recorded).
+    assert any(f["subject"] == "RoCE" for f in health.report({"node_checks": [HEALTHY_CHECK]}, NOW)["findings"])
