@@ -2,8 +2,9 @@
 # LAB ONLY. Builds real Kubernetes binaries for the lab nodes from the Go module proxy, with the machine's own
 # `go` (no prebuilt release, no image registry, no other download site): kubeadm, kubelet, kubectl,
 # kube-apiserver, kube-controller-manager and kube-scheduler from k8s.io/kubernetes, etcd from
-# go.etcd.io/etcd/server/v3, crictl from sigs.k8s.io/cri-tools, helm from helm.sh/helm/v3, and our own static
-# pause (lab/pause). The collection never uses this: a real Spark installs Kubernetes from its package repository.
+# go.etcd.io/etcd/server/v3, etcdctl and etcdutl from go.etcd.io/etcd/{etcdctl,etcdutl}/v3, crictl from
+# sigs.k8s.io/cri-tools, helm from helm.sh/helm/v3, and our own static pause (lab/pause). The collection never
+# uses this: a real Spark installs Kubernetes from its package repository.
 #
 #   lab/build-kubernetes.sh            build what is missing or out of date, then print a table of the binaries
 #   lab/build-kubernetes.sh --bin-dir  print the directory that holds (or will hold) the binaries, and exit
@@ -19,7 +20,8 @@
 #   k8s/<kube version>/src        the generated wrapper modules (go.mod, go.sum): k8s.io/kubernetes cannot be
 #                                 `go install`ed because its go.mod replaces its staging modules with local paths,
 #                                 so a wrapper requires it and pins each staging module to the matching release
-# KUBE_VERSION, ETCD_VERSION, CRI_TOOLS_VERSION, HELM_VERSION and COREDNS_VERSION override the pins below;
+# KUBE_VERSION, ETCD_VERSION, ETCDCTL_VERSION, CRI_TOOLS_VERSION, HELM_VERSION and COREDNS_VERSION override the
+# pins below;
 # EXTRA_TARGETS="kube-proxy coredns" also builds those add-ons' binaries (not built unless asked).
 set -euo pipefail
 
@@ -29,6 +31,12 @@ KUBE_VERSION=${KUBE_VERSION:-v1.31.14}
 # etcd and CoreDNS: the releases kubeadm v1.31.14 itself names (`kubeadm config images list`: etcd:3.5.24-0,
 # coredns:v1.11.3), so that the lab's local images hold what a real Spark pulls; the newest 3.5 served is v3.5.35.
 ETCD_VERSION=${ETCD_VERSION:-v3.5.24}
+# etcdctl and etcdutl, which the real etcd image carries beside etcd (backup-etcd.yml and restore-etcd.yml run them
+# inside the etcd container): the proxy answers 403 "This module version is not available" for
+# go.etcd.io/etcd/{etcdctl,etcdutl}/v3@v3.5.24 (it serves v3.5.11, then v3.5.33 and newer of the 3.5 series), so they
+# are the nearest newer 3.5 release. Same minor series: the snapshot and data-directory formats are 3.5's, and both
+# have the `snapshot restore --bump-revision --mark-compacted` the restore uses.
+ETCDCTL_VERSION=${ETCDCTL_VERSION:-v3.5.33}
 COREDNS_VERSION=${COREDNS_VERSION:-v1.11.3}
 # The proxy serves no cri-tools release of the 1.31, 1.32 or 1.33 series; 1.34.0 is the oldest it has.
 CRI_TOOLS_VERSION=${CRI_TOOLS_VERSION:-v1.34.0}
@@ -63,6 +71,8 @@ TARGETS=(
     "kube-controller-manager kubernetes k8s.io/kubernetes/cmd/kube-controller-manager"
     "kube-scheduler          kubernetes k8s.io/kubernetes/cmd/kube-scheduler"
     "etcd                    etcd       go.etcd.io/etcd/server/v3"
+    "etcdctl                 etcdctl    go.etcd.io/etcd/etcdctl/v3"
+    "etcdutl                 etcdutl    go.etcd.io/etcd/etcdutl/v3"
     "crictl                  cri-tools  sigs.k8s.io/cri-tools/cmd/crictl"
     "helm                    helm       helm.sh/helm/v3/cmd/helm"
     "pause                   pause      ."
@@ -87,6 +97,8 @@ module_of() {  # project -> "module version"
     case $1 in
         kubernetes) echo "k8s.io/kubernetes $KUBE_VERSION" ;;
         etcd) echo "go.etcd.io/etcd/server/v3 $ETCD_VERSION" ;;
+        etcdctl) echo "go.etcd.io/etcd/etcdctl/v3 $ETCDCTL_VERSION" ;;
+        etcdutl) echo "go.etcd.io/etcd/etcdutl/v3 $ETCDCTL_VERSION" ;;
         cri-tools) echo "sigs.k8s.io/cri-tools $CRI_TOOLS_VERSION" ;;
         helm) echo "helm.sh/helm/v3 $HELM_VERSION" ;;
         coredns) echo "github.com/coredns/coredns $COREDNS_VERSION" ;;
@@ -99,6 +111,7 @@ newest() {  # what the proxy serves now; bump the pins above by hand, so that bu
     cd "$(mktemp -d)"
     go mod init scratch >/dev/null 2>&1
     for query in "k8s.io/kubernetes@${KUBE_VERSION%.*}" "go.etcd.io/etcd/server/v3@${ETCD_VERSION%.*}" \
+                 "go.etcd.io/etcd/etcdctl/v3@${ETCDCTL_VERSION%.*}" "go.etcd.io/etcd/etcdutl/v3@${ETCDCTL_VERSION%.*}" \
                  "sigs.k8s.io/cri-tools@${KUBE_VERSION%.*}" "sigs.k8s.io/cri-tools@latest" "helm.sh/helm/v3@latest"; do
         printf '%-36s %s\n' "$query" "$(go list -m -f '{{.Version}}' "$query" 2>/dev/null || echo 'none served')"
     done
@@ -209,7 +222,7 @@ prepare() {  # project
                 # No commit is known (the module zip has no git data): gitCommit is left empty, not "$Format:%H$".
                 LDFLAGS[$project]+=" -X $pkg.gitTreeState=archive -X $pkg.buildDate=$date -X $pkg.gitCommit="
             done ;;
-        etcd)
+        etcd|etcdctl|etcdutl)
             LDFLAGS[$project]="-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=not-recorded" ;;
         coredns)
             LDFLAGS[$project]="-s -w -X github.com/coredns/coredns/coremain.GitCommit=not-recorded" ;;
@@ -268,6 +281,7 @@ reported_version() {  # name: the version as the binary itself reports it
         kubeadm) "$b" version -o short ;;
         kubectl) "$b" version --client | head -n1 ;;
         etcd) "$b" --version | head -n1 ;;
+        etcdctl|etcdutl) "$b" version | head -n1 ;;
         helm) "$b" version --short ;;
         pause) "$b" -v ;;
         coredns) "$b" -version ;;
@@ -289,6 +303,7 @@ done
 {
     echo "KUBE_VERSION=$KUBE_VERSION"
     echo "ETCD_VERSION=$ETCD_VERSION"
+    echo "ETCDCTL_VERSION=$ETCDCTL_VERSION"
     echo "CRI_TOOLS_VERSION=$CRI_TOOLS_VERSION"
     echo "HELM_VERSION=$HELM_VERSION"
     echo "COREDNS_VERSION=$COREDNS_VERSION"

@@ -164,9 +164,17 @@ build_images() {
         mkdir -p "$work/$name"
         cp "$BIN/$name" "$work/$name/"
         [ "$name" = kube-proxy ] && add_iptables "$work/$name"
+        # The real etcd image carries etcdctl and etcdutl beside etcd (backup-etcd.yml runs them in the container).
+        if [ "$name" = etcd ]; then
+            for tool in etcdctl etcdutl; do
+                [ -x "$BIN/$tool" ] || die "no $tool in $BIN for image $ref"
+                cp "$BIN/$tool" "$work/$name/"
+            done
+        fi
         case $name in
             # kube-proxy runs iptables-restore and friends: the upstream image carries them, so this one does too.
             kube-proxy) printf 'FROM scratch\nENV PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nCOPY rootfs/ /\nCOPY %s /usr/local/bin/%s\n' "$name" "$name" ;;
+            etcd) printf 'FROM scratch\nENV PATH=/usr/local/bin:/usr/bin:/bin\nCOPY etcd etcdctl etcdutl /usr/local/bin/\n' ;;
             pause|coredns) printf 'FROM scratch\nCOPY %s /%s\nENTRYPOINT ["/%s"]\n' "$name" "$name" "$name" ;;
             # The static pod manifests name the command; PATH finds it here, as in the upstream images.
             *) printf 'FROM scratch\nENV PATH=/usr/local/bin:/usr/bin:/bin\nCOPY %s /usr/local/bin/%s\n' "$name" "$name" ;;

@@ -4,7 +4,8 @@
 #
 #   lab/lab.sh demo          install what is needed (tests/setup.sh), `up`, then run playbooks/start-cluster.yml
 #                            against the lab inventory
-#   lab/lab.sh up            build the image if needed (cached), create networks and nodes, wait for SSH
+#   lab/lab.sh up            build the image if needed (cached), create networks and nodes, wait for SSH; start the
+#                            power listener (LAB stand-in for suspend and Wake-on-LAN: lab/power_listener.py)
 #   lab/lab.sh down          remove exactly what `up` created (nodes, networks, .lab state); keeps the image
 #   lab/lab.sh down --image  ... and the cached image too
 #   lab/lab.sh check-podman  exit non-zero unless podman runs with the lab's settings and the netavark backend
@@ -220,6 +221,9 @@ start_node() {
         return
     fi
     args=(--network "$LAN_NET:ip=${NODE_IP[$node]},mac=${NODE_MAC[$node]},interface_name=enP7s7")
+    # LAB ONLY: where the lab's suspend command asks the power listener to pause this node (see power_listener).
+    mkdir -p "$STATE/power/$node"
+    args+=(-v "$STATE/power/$node:/lab-power")
     for n in "${FABRIC_NETS[@]}"; do
         args+=(--network "$PREFIX-$n:interface_name=${FABRIC_IF[$n]}")
     done
@@ -239,6 +243,45 @@ authorize_lab_key() {
     podman exec "$1" sh -c 'f=/home/spark/.ssh/authorized_keys
         grep -qxF "$0" "$f" 2>/dev/null || { echo "$0" >> "$f"; chown spark:spark "$f"; chmod 0600 "$f"; }' \
         "$(cat "$STATE/id_ed25519.pub")"
+}
+
+# LAB ONLY: the stand-in for a Spark's suspend and its NIC's Wake-on-LAN. lab/power_listener.py pauses a node that
+# asks for it (the lab inventory's power_suspend_command writes /lab-power/suspend-request) and unpauses it only when
+# a magic packet for the node's MAC arrives on the lab LAN bridge (UDP 9 or 7). Logs to .lab/power.log.
+power_listener() {
+    local pidfile=$STATE/power-listener.pid node bridge args=()
+    if [ -f "$pidfile" ] && grep -q power_listener.py "/proc/$(cat "$pidfile")/cmdline" 2>/dev/null; then
+        return
+    fi
+    bridge=$(lan_bridge)
+    [ -n "$bridge" ] || die "no bridge for $LAN_NET: the power listener has nothing to listen on"
+    for node in "${NODES[@]}"; do
+        mkdir -p "$STATE/power/$node"
+        args+=(--node "$node=${NODE_MAC[$node]}")
+    done
+    local before
+    before=0
+    [ -f "$STATE/power.log" ] && before=$(wc -l <"$STATE/power.log")
+    nohup python3 "$LAB_DIR/power_listener.py" --state-dir "$STATE" --interface "$bridge" "${args[@]}" \
+        </dev/null >>"$STATE/power-listener.out" 2>&1 &
+    echo $! >"$pidfile"
+    local deadline=$(( $(date +%s) + 10 ))
+    until tail -n "+$((before + 1))" "$STATE/power.log" 2>/dev/null | grep -q "listening on UDP"; do
+        kill -0 "$(cat "$pidfile")" 2>/dev/null || die "the power listener did not start: $(tail -n 5 "$STATE/power-listener.out")"
+        [ "$(date +%s)" -lt "$deadline" ] || die "the power listener did not start listening within 10 s"
+        sleep 0.2
+    done
+}
+
+stop_power_listener() {
+    local pidfile=$STATE/power-listener.pid pid
+    [ -f "$pidfile" ] || return 0
+    pid=$(cat "$pidfile")
+    if grep -q power_listener.py "/proc/$pid/cmdline" 2>/dev/null; then
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -f "$pidfile"
 }
 
 wait_ssh() {
@@ -309,13 +352,21 @@ up() {
         podman exec "$node" apt-get update -qq >/dev/null 2>&1 || die "apt-get update failed in $node"
     done
     require
+    power_listener
     wait_ssh
     log "lab up in $(( $(date +%s) - started )) s: ${NODES[*]} on $LAN_NET ($LAN_SUBNET)"
 }
 
 down() {
-    podman rm -f --ignore -t 0 "${NODES[@]}" >/dev/null
     local n node
+    stop_power_listener
+    for node in "${NODES[@]}"; do
+        # A node the lab's suspend left paused.
+        if [ "$(podman inspect -f '{{.State.Status}}' "$node" 2>/dev/null)" = paused ]; then
+            podman unpause "$node" >/dev/null 2>&1 || true
+        fi
+    done
+    podman rm -f --ignore -t 0 "${NODES[@]}" >/dev/null
     for node in "${NODES[@]}"; do
         podman volume rm -f "$PREFIX-$node-containerd" >/dev/null 2>&1 || true
     done
@@ -338,6 +389,7 @@ status() {
         printf '%-12s %s\n' "$n" "$(podman network exists "$n" && echo present || echo absent)"
     done
     for n in port0 port1; do printf '%-12s %s\n' "$n" "$(cat "$STATE/cable-$n" 2>/dev/null || { [ $n = port0 ] && echo unplug || echo plug; })"; done
+    printf '%-12s %s\n' power-listener "$(grep -qs power_listener.py "/proc/$(cat "$STATE/power-listener.pid" 2>/dev/null)/cmdline" && echo running || echo stopped)"
 }
 
 cmd=${1:-}
@@ -372,5 +424,5 @@ case "$cmd" in
         cd "$REPO"
         "$REPO/.venv/bin/ansible-playbook" -i inventory/lab/hosts.yml playbooks/start-cluster.yml "$@"
         ;;
-    *) sed -n '2,18p' "$0"; exit 2 ;;
+    *) sed -n '2,19p' "$0"; exit 2 ;;
 esac

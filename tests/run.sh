@@ -8,7 +8,8 @@
 #            Molecule scenarios on the two-node podman lab, each from fresh nodes; then the repair tests
 #            (tests/lab: injected faults, each repaired and followed by a quiet run; Nodes not Ready while
 #            their kubelet runs; the add-ons: MetalLB answering on the LAN, the webhook race, upgrades,
-#            bad inputs) and the no-op speed benchmark (tests/bench.py), with their measured times
+#            bad inputs; sleep → magic packet → wake; etcd backup, restore and rotation) and the no-op speed
+#            benchmark (tests/bench.py), with their measured times
 #   kernel   two QEMU VMs with soft-RoCE: roce_check for real (skip with --no-kernel or DGX_TEST_KERNEL=0)
 # Usage: tests/run.sh [--no-kernel] [tier ...]     (no tier: all of setup lint sanity unit lab kernel)
 set -euo pipefail
@@ -73,7 +74,8 @@ tier_lab() {
     lab/lab.sh up || return 1
     # Order matters: test_repairs.py builds the cluster from empty nodes (conftest runs it first); the others need it.
     pytest -v -p no:cacheprovider tests/lab/test_repairs.py tests/lab/test_addons.py tests/lab/test_not_ready.py \
-        tests/lab/test_concurrent_runs.py tests/lab/test_health.py || return 1
+        tests/lab/test_concurrent_runs.py tests/lab/test_health.py tests/lab/test_power.py tests/lab/test_etcd_backup.py \
+        || return 1
     python3 - "$REPO/.lab/repair-times.json" <<'PY'
 import json, sys
 times = json.load(open(sys.argv[1]))

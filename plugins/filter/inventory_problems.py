@@ -93,7 +93,8 @@ def _read_yaml(path):
 
 
 def load_role(name, roles_dir=ROLES_DIR):
-    """``(options, defaults)`` of one role of this collection: its argument spec's options and its defaults."""
+    """``(options, defaults)`` of one role of this collection: its argument spec's options (of every entry point) and
+    its defaults."""
     short = name[len(COLLECTION):] if name.startswith(COLLECTION) else name
     key = (roles_dir, short)
     if key not in _ROLE_CACHE:
@@ -101,7 +102,12 @@ def load_role(name, roles_dir=ROLES_DIR):
         if "." in short or "/" in short or not os.path.isfile(spec_path):
             raise AnsibleFilterError("preflight_roles: %r is not a role of dgx_spark.cluster with meta/argument_specs.yml"
                                      % (name,))
-        options = ((_read_yaml(spec_path).get("argument_specs") or {}).get("main") or {}).get("options") or {}
+        # The options of every entry point (main first): a role such as power has no main, only sleep, suspend, wake.
+        entry_points = _read_yaml(spec_path).get("argument_specs") or {}
+        options = {}
+        for entry in ["main"] + sorted(set(entry_points) - {"main"}):
+            for option, spec in ((entry_points.get(entry) or {}).get("options") or {}).items():
+                options.setdefault(option, spec)
         defaults_path = os.path.join(roles_dir, short, "defaults", "main.yml")
         defaults = _read_yaml(defaults_path) if os.path.isfile(defaults_path) else {}
         _ROLE_CACHE[key] = (options, defaults)

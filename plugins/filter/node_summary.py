@@ -15,8 +15,8 @@ description:
   - Summarises Nodes as M(kubernetes.core.k8s_info) returns them, one line each (Ready, kubelet version, GPUs
     allocatable, cordoned or uncordoned now), and warns for each Node with fewer allocatable C(nvidia.com/gpu)
     than the inventory expects.
-  - The companion filter C(cordoned_by_us) lists the Nodes that stop-cluster cordoned (their
-    C(dgx-spark.cluster/cordoned-by) annotation).
+  - The companion filter C(cordoned_by_us) lists the Nodes that stop-cluster or sleep-cluster cordoned (their
+    C(dgx-spark.cluster/cordoned-by) annotation, whatever its value).
   - The companion filter C(not_ready) takes the Nodes, the inventory's node names and what the run tried per node,
     and returns C([{name, line}]) for each node that is missing or not Ready (the Node's Ready condition with reason,
     message and since when, and the attempts). C(membership_attempts) turns a node's hostvars and a list of

@@ -34,7 +34,8 @@ def _int(value):
 
 
 def cordoned_by_us(nodes):
-    """Names of the Nodes that stop-cluster cordoned: those carrying its annotation (an operator's own cordon has none)."""
+    """Names of the Nodes that stop-cluster or sleep-cluster cordoned: those carrying the annotation, whatever its value
+    (it names the playbook); an operator's own cordon has none."""
     names = []
     for node in nodes or []:
         annotations = (node.get("metadata") or {}).get("annotations") or {}

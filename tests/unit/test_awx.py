@@ -36,6 +36,8 @@ PLAYBOOK_LEVEL = {
                                              "name a node of the inventory); no role takes it"),
     "reset_node_destroys_cluster": ("reset-node.yml", "the playbook's second guard, for the control plane (read "
                                                       "with | bool); no role takes it"),
+    "restore_etcd_confirm": ("restore-etcd.yml", "the playbook's own guard (its first play refuses a run whose "
+                                                 "confirmation is not the snapshot's file name); no role takes it"),
 }
 SURVEY_TYPES = {"text", "textarea", "password", "integer", "float", "multiplechoice", "multiselect"}
 # Hosts of public container registries, spelled in parts so that this file does not contain them either.
@@ -381,6 +383,19 @@ def runner_results(tmp_path_factory):
             return {job: future.result() for job, future in futures.items()}
 
 
+def plays_of(playbook):
+    """The plays of a playbook, those of the playbooks it imports (ansible.builtin.import_playbook) in their place."""
+    plays = []
+    for play in load(os.path.join(REPO, "playbooks", playbook)):
+        imported = play.get("ansible.builtin.import_playbook")
+        plays += plays_of(imported) if imported else [play]
+    return plays
+
+
+def test_plays_of_follows_imports():
+    assert [play["name"] for play in plays_of("wake-cluster.yml")][-1] == plays_of("start-cluster.yml")[-1]["name"]
+
+
 @pytest.mark.parametrize("mode", ["--syntax-check", "--list-tasks"])
 @pytest.mark.parametrize("playbook", playbooks())
 def test_playbook_loads_through_ansible_runner_without_a_terminal(runner_results, playbook, mode):
@@ -388,7 +403,7 @@ def test_playbook_loads_through_ansible_runner_without_a_terminal(runner_results
     assert (status, rc) == ("successful", 0), output[-3000:]
     if mode == "--list-tasks":
         # Every play was parsed, not only the first.
-        for play in load(os.path.join(REPO, "playbooks", playbook)):
+        for play in plays_of(playbook):
             assert play["name"] in output, play["name"]
 
 

@@ -240,8 +240,11 @@ TIMEOUTS = sorted(name for name, bound in BOUNDS.items() if bound[2] == "seconds
 
 def test_every_timeout_of_the_roles_has_a_lower_bound():
     assert TIMEOUTS == ["cni_ready_timeout", "control_plane_init_timeout", "control_plane_ready_timeout",
+                        "etcd_backup_restore_api_timeout", "etcd_backup_restore_start_timeout",
+                        "etcd_backup_restore_stop_timeout",
                         "gpu_operator_ready_timeout", "gpu_operator_smoke_timeout", "metallb_ready_timeout",
-                        "nccl_timeout", "stop_drain_timeout", "storage_ready_timeout", "summary_ready_timeout",
+                        "nccl_timeout", "power_suspend_delay", "power_wake_probe_timeout", "power_wake_timeout",
+                        "stop_drain_timeout", "storage_ready_timeout", "summary_ready_timeout",
                         "worker_join_timeout", "worker_ready_grace", "worker_ready_timeout", "worker_reset_timeout",
                         "worker_restart_ready_timeout"]
     # The cluster lock: 0 means "refuse at once" (never "no limit"); a lock younger than a minute is never stale.

@@ -91,3 +91,10 @@ def test_membership_attempts_skips_plans_that_did_not_run_or_planned_nothing():
     assert summary.membership_attempts(host_vars, keys) == [
         "restart_kubelet because a; b", "reset_and_join because c"]
     assert summary.membership_attempts({}, keys) == []
+
+
+def test_any_value_of_the_annotation_is_ours_sleep_cluster_included():
+    # sleep-cluster.yml marks its Nodes "sleep-cluster"; start-cluster (run by wake-cluster.yml) uncordons them too.
+    nodes = [node("spark-2959", unschedulable=True, annotations={"dgx-spark.cluster/cordoned-by": "sleep-cluster"}),
+             node("spark-ba63", unschedulable=True, annotations={"dgx-spark.cluster/cordoned-by": "stop-cluster"})]
+    assert summary.cordoned_by_us(nodes) == ["spark-2959", "spark-ba63"]
