@@ -45,7 +45,7 @@ JSON
                 bridge_addresses=$(ip -4 -o addr show dev cni0 2>/dev/null | awk '{print $4}')
                 if [ -n "$bridge_addresses" ] && [ "$bridge_addresses" != "$gateway" ]; then
                     ip link delete cni0 2>/dev/null || true
-                    echo "lab-cni: cni0 had $(echo $bridge_addresses), not $gateway: removed, the bridge plugin makes it again"
+                    echo "lab-cni: cni0 had $(echo "$bridge_addresses" | tr '\n' ' '), not $gateway: removed, the bridge plugin makes it again"
                     echo 15 >"$recheck"
                 fi
                 if [ "$(cat "$conf" 2>/dev/null)" != "$want" ]; then
