@@ -35,6 +35,10 @@ from ansible_collections.dgx_spark.cluster.plugins.module_utils.addons import (
     version_problem,
     version_tuple,
 )
+from ansible_collections.dgx_spark.cluster.plugins.module_utils.apps import (
+    check_catalogue,
+    run_choices,
+)
 from ansible_collections.dgx_spark.cluster.plugins.module_utils.nccl import (
     SAFE_MAX_BYTES,
     NcclInputError,
@@ -83,6 +87,8 @@ BOUNDS = {
     "storage_longhorn_replica_count": (1, None, "replicas"),
     "gpu_operator_ready_timeout": (1, None, "seconds"),
     "gpu_operator_smoke_timeout": (1, None, "seconds"),
+    "apps_ready_timeout": (1, None, "seconds"),
+    "apps_probe_timeout": (1, None, "seconds"),
 }
 
 # Every add-on chart version must be one pinned release.
@@ -105,7 +111,9 @@ AGREE_KEYS = ("spark_lan_subnet", "fabric_ports", "fabric_mtu", "kubernetes_vers
 # Every variable check_cluster reads from a host, beyond the options of the validated argument specs.
 HOST_KEYS = tuple(sorted(set(NODE_KEYS + SETTING_KEYS + AGREE_KEYS + tuple(BOUNDS)
                              + ("kubernetes_version", "nccl_min_bytes", "nccl_max_bytes", "nccl_allow_large_sizes",
-                                "worker_token_ttl", "spark_lan_interface"))))
+                                "worker_token_ttl", "spark_lan_interface", "spark_gpu_count",
+                                # The apps playbook's shorthands, -e apps=ollama,openwebui -e app_state=stopped.
+                                "apps", "app_state"))))
 
 # What check_inventory knows about an existing cluster when it judges the pod network (see _pod_overlap).
 CLUSTER_STATES = ("defer", "exists", "new", "unknown")
@@ -579,4 +587,22 @@ def check_cluster(hosts, groups, validated=None, cluster="defer"):
         more.append("storage_longhorn_replica_count: %s replicas on %d node(s): Longhorn places each replica of a volume "
                     "on a different node, so volumes could never be healthy; use at most %d"
                     % (reference.get("storage_longhorn_replica_count"), len(members), len(members)))
+    if "apps_catalogue" in reference:
+        more.extend(_apps_problems(reference, values, members))
     return problems + more, warnings
+
+
+def _apps_problems(reference, values, members):
+    """The apps catalogue and the run's choices (checked when the apps role is part of the run: its variables are
+    present), with each node's GPUs from its own spark_gpu_count."""
+    nodes = {}
+    for name in members:
+        count = _number(values[name].get("spark_gpu_count"))
+        nodes[name] = int(count) if count is not None else 0
+    names, state = run_choices(reference.get("apps_selected"), reference.get("apps"),
+                               reference.get("apps_selected_state"), reference.get("app_state"))
+    return check_catalogue(reference.get("apps_catalogue"), nodes, reference.get("metallb_address_pool"),
+                           overrides=reference.get("apps_overrides"), presets=reference.get("apps_vllm_presets"),
+                           selected=names, run_state=state, purge=_bool(reference.get("apps_purge")),
+                           purge_confirm=reference.get("apps_purge_confirm"),
+                           namespace=reference.get("apps_namespace") or "apps")

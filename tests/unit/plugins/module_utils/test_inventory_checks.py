@@ -239,7 +239,7 @@ TIMEOUTS = sorted(name for name, bound in BOUNDS.items() if bound[2] == "seconds
 
 
 def test_every_timeout_of_the_roles_has_a_lower_bound():
-    assert TIMEOUTS == ["cni_ready_timeout", "control_plane_init_timeout", "control_plane_ready_timeout",
+    assert TIMEOUTS == ["apps_probe_timeout", "apps_ready_timeout", "cni_ready_timeout", "control_plane_init_timeout", "control_plane_ready_timeout",
                         "etcd_backup_restore_api_timeout", "etcd_backup_restore_start_timeout",
                         "etcd_backup_restore_stop_timeout",
                         "gpu_operator_ready_timeout", "gpu_operator_smoke_timeout", "metallb_ready_timeout",
