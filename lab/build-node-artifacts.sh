@@ -4,11 +4,14 @@
 #   <out>/apt     a flat apt repository: kubeadm, kubelet, kubectl and cri-tools at their real versions, so that
 #                 node_prep installs, pins and holds them exactly as on a real node
 #   <out>/images  images.tar: every image `kubeadm config images list` names, under exactly that name, built
-#                 FROM scratch around the binaries; and the lab's test image (busybox, labelled, for test pods).
+#                 FROM scratch around the binaries; the lab's test image (busybox, labelled, for test pods); and
+#                 the LAB STAND-IN image for the apps (lab/app-standin: busybox answering the apps' endpoints, on
+#                 the test image's layers, so it adds a few kilobytes to the archive)
 #                 lab/lab.sh imports it into each node's containerd (`ctr -n k8s.io images import`): the
 #                 collection never does, and nothing in the lab can pull.
 #   lab/build-node-artifacts.sh      build what is out of date, then print <out> on stdout (progress on stderr)
-# The collection never uses this. Rebuilt only when the binaries, the Debian busybox or this script changed.
+# The collection never uses this. Rebuilt only when the binaries, the Debian busybox, lab/app-standin or this script
+# changed.
 set -euo pipefail
 SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
 LAB_DIR=$(dirname "$SCRIPT")
@@ -28,6 +31,9 @@ OUT=$(dirname "$BIN")
 . "$OUT/versions.env"
 ARCH=$(dpkg --print-architecture)
 TEST_IMAGE=localhost/dgxlab-busybox:1
+# LAB STAND-IN for the apps' images (only the lab inventory's apps_overrides names it).
+STANDIN_IMAGE=localhost/dgxlab-app-standin:1
+STANDIN_DIR=$LAB_DIR/app-standin
 
 sum_of() { { cat "$SCRIPT"; cat "$OUT"/stamps/*; "$@"; } | sha256sum | cut -c1-16; }
 
@@ -149,7 +155,8 @@ add_iptables() {
 build_images() {
     local dir=$OUT/images sum work ref name busybox refs=()
     busybox=$(apt-cache policy busybox-static | awk '/Candidate:/ {print $2}')
-    sum=$(sum_of cat "$OUT/images.txt" <(echo "$busybox") <(dpkg-query -W -f='${Version}' iptables 2>/dev/null))
+    sum=$(sum_of cat "$OUT/images.txt" <(echo "$busybox") <(dpkg-query -W -f='${Version}' iptables 2>/dev/null) \
+        <(cd "$STANDIN_DIR" && find . -type f -printf '%p %m\n' | sort && find . -type f -print0 | sort -z | xargs -0 cat))
     [ -f "$dir/.sum" ] && [ "$(cat "$dir/.sum")" = "$sum" ] && return 0
     command -v podman >/dev/null || die "podman is not installed: run tests/setup.sh"
     log "building the images kubeadm $KUBE_VERSION lists, and the lab's test image, into $dir"
@@ -191,6 +198,14 @@ build_images() {
         >"$work/test/Containerfile"
     podman build -q --network none --label dgxlab=1 -t "$TEST_IMAGE" "$work/test" >/dev/null
     refs+=("$TEST_IMAGE")
+    # LAB STAND-IN for the apps: the test image's busybox with lab/app-standin's scripts (nc -ll forks one handler
+    # per connection). Its layers below the scripts are the test image's, stored once in the archive.
+    mkdir -p "$work/standin"
+    cp -r "$STANDIN_DIR" "$work/standin/app-standin"
+    printf 'FROM %s\nLABEL dgxlab.purpose="LAB STAND-IN for the apps (Ollama, Open WebUI, ComfyUI, vLLM, ...): busybox answering their endpoints, not the apps"\nCOPY app-standin/ /standin/\nENV PATH=/standin/bin:/bin\nENTRYPOINT ["/standin/entrypoint"]\n' \
+        "$TEST_IMAGE" >"$work/standin/Containerfile"
+    podman build -q --network none --pull=never --label dgxlab=1 -t "$STANDIN_IMAGE" "$work/standin" >/dev/null
+    refs+=("$STANDIN_IMAGE")
     podman save -q -m -o "$dir/images.tar" "${refs[@]}"
     printf '%s\n' "${refs[@]}" >"$dir/images.txt"
     # The lab keeps only the archive: the images themselves are of no use to this machine's podman.
