@@ -29,6 +29,7 @@ RUN_STATES = ("inventory",) + STATES
 ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod", "ReadOnlyMany")
 PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 GPU_RESOURCE = "nvidia.com/gpu"
+CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
 GPU_RUNTIME_CLASS = "nvidia"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 # MetalLB's annotation for a fixed address (the metallb.io prefix since MetalLB 0.14.9; the older
@@ -645,6 +646,9 @@ def deployment(name, entry, all_entries, namespace, replicas, presets=None, hf_s
             "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
                 {"labelSelector": {"matchLabels": {"app.kubernetes.io/name": name}}, "topologyKey": HOSTNAME_LABEL}]},
         }
+    # The inventory places apps on both Sparks, the control plane included: kubeadm's taint keeps every other pod off
+    # it, and the node pinning above already says where this one goes.
+    pod["tolerations"] = [{"key": CONTROL_PLANE_TAINT, "operator": "Exists", "effect": "NoSchedule"}]
     if gpus:
         pod["runtimeClassName"] = GPU_RUNTIME_CLASS
     if volumes:

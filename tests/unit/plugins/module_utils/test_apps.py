@@ -267,6 +267,9 @@ def test_started_gpu_app():
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     assert pod["nodeSelector"] == {"kubernetes.io/hostname": "spark-2959"}
+    # spark-2959 is the control plane: kubeadm's NoSchedule taint is tolerated (found on the lab: Pending without it).
+    assert pod["tolerations"] == [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists",
+                                   "effect": "NoSchedule"}]
     assert pod["runtimeClassName"] == "nvidia"
     container = pod["containers"][0]
     assert container["resources"]["limits"][core.GPU_RESOURCE] == "1"
