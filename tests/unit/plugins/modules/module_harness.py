@@ -34,3 +34,21 @@ def patch_exits(monkeypatch, warnings):
     monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
     monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
     monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, msg: warnings.append(msg))
+
+
+def patch_run_command(monkeypatch, respond):
+    """Make AnsibleModule.run_command answer from ``respond(argv)``, with the ``timeout <seconds> <signal>``
+    wrapper the modules put in front removed; returns the list the argvs are recorded in."""
+    from ansible.module_utils import basic
+
+    calls = []
+
+    def run_command(self, argv, data=None, **kwargs):
+        argv = list(argv)
+        if os.path.basename(argv[0]) == "timeout":
+            argv = argv[3:]
+        calls.append(argv)
+        return respond(argv)
+
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    return calls

@@ -16,7 +16,7 @@ from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.dgx_spark.cluster.plugins.modules import cni_cleanup
-from module_harness import ExitJson, FailJson, load, patch_exits  # noqa: E402  (sibling helper)
+from module_harness import ExitJson, FailJson, load, patch_exits, patch_run_command  # noqa: E402  (sibling helper)
 
 LIVE_ID = "e98c6d0d5c306402e1887c6b1a41d062b08122a18f665a2ac2d12b1408dc3c69"
 DEAD_ID = "e0f6665744e6f48928559cbfb3662c9d21a009331801da410c8152b2d37cdd0e"
@@ -68,17 +68,9 @@ def run(args, monkeypatch, tmp_path, respond=None, check_mode=False, diff=False,
     if diff:
         args["_ansible_diff"] = True
     respond = respond or responder()
-    calls, warnings = [], []
-
-    def run_command(self, argv, data=None, **kwargs):
-        argv = list(argv)
-        if os.path.basename(argv[0]) == "timeout":
-            argv = argv[3:]
-        calls.append(argv)
-        return respond(argv)
-
+    warnings = []
     patch_exits(monkeypatch, warnings)
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    calls = patch_run_command(monkeypatch, respond)
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path",
                         lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name)
     netns_dir = args["netns_dir"][0]

@@ -11,7 +11,7 @@ from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.dgx_spark.cluster.plugins.modules import etcd_snapshot
-from module_harness import ExitJson, FailJson, load, patch_exits  # noqa: E402  (sibling helper)
+from module_harness import ExitJson, FailJson, load, patch_exits, patch_run_command  # noqa: E402  (sibling helper)
 
 OLD = "etcd-snapshot-spark-2959-20200101T000000Z.db"
 OLDER = "etcd-snapshot-spark-2959-20190101T000000Z.db"
@@ -67,17 +67,9 @@ def run(args, monkeypatch, respond, check_mode=False):
     args = dict(args)
     if check_mode:
         args["_ansible_check_mode"] = True
-    calls, warnings = [], []
-
-    def run_command(self, argv, data=None, **kwargs):
-        argv = list(argv)
-        if os.path.basename(argv[0]) == "timeout":
-            argv = argv[3:]
-        calls.append(argv)
-        return respond(argv)
-
+    warnings = []
     patch_exits(monkeypatch, warnings)
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    calls = patch_run_command(monkeypatch, respond)
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path",
                         lambda self, name, required=False, opt_dirs=None: "/usr/bin/" + name)
     monkeypatch.setattr(etcd_snapshot.etcd_backup_io.time, "sleep", lambda s: None)

@@ -10,7 +10,7 @@ from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.dgx_spark.cluster.plugins.modules import wake_on_lan
-from module_harness import ExitJson, FailJson, load, patch_exits  # noqa: E402  (sibling helper)
+from module_harness import ExitJson, FailJson, load, patch_exits, patch_run_command  # noqa: E402  (sibling helper)
 
 MAC = "4c:bb:47:2e:29:59"
 
@@ -64,14 +64,7 @@ def run(monkeypatch, node, check_mode=False, diff=False, **args):
         args["_ansible_check_mode"] = True
     if diff:
         args["_ansible_diff"] = True
-    calls, warnings = [], []
-
-    def run_command(self, argv, data=None, **kwargs):
-        argv = list(argv)
-        if os.path.basename(argv[0]) == "timeout":
-            argv = argv[3:]
-        calls.append(argv)
-        return node.respond(argv)
+    warnings = []
 
     def get_bin_path(self, name, required=False, opt_dirs=None):
         if name in node.bins or name == "timeout":
@@ -81,7 +74,7 @@ def run(monkeypatch, node, check_mode=False, diff=False, **args):
         return None
 
     patch_exits(monkeypatch, warnings)
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    calls = patch_run_command(monkeypatch, node.respond)
     monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", get_bin_path)
     monkeypatch.setattr(wake_on_lan.power_io, "SYSFS_NET", node.sysfs)
     with patch_module_args(args):
