@@ -332,6 +332,8 @@ def judge(release_wanted, release, ready_entries, found, manifests, live_objects
     result["drift"] = drift
     result["kube_proxy"] = kube_proxy
     result["strict_arp_needed"] = bool(kube_proxy and kube_proxy["mode"] == "ipvs" and not kube_proxy["strict_arp"])
+    # Nothing to do: start-cluster.yml does not include a healthy add-on's role at all.
+    result["idle"] = not (result["install"] or drift or lines or result["strict_arp_needed"])
     return result
 
 

@@ -200,6 +200,12 @@ strict_arp_needed:
   description: kube-proxy runs in IPVS mode without C(strictARP), which MetalLB's layer-2 mode needs.
   returned: unless O(addons) is given
   type: bool
+idle:
+  description:
+    - Nothing to do - no install or upgrade, no drifted object, ready, and no strictARP needed. C(start-cluster.yml)
+      does not include an idle add-on's role.
+  returned: unless O(addons) is given
+  type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule

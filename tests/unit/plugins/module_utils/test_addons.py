@@ -922,7 +922,7 @@ def test_judge_a_healthy_addon():
         "install": False, "install_reasons": [],
         "release": {"chart": "metallb", "chart_version": "0.15.2", "status": "deployed", "revision": 2},
         "not_ready": [], "ready": True, "drift": [],
-        "kube_proxy": {"mode": "iptables", "strict_arp": False}, "strict_arp_needed": False,
+        "kube_proxy": {"mode": "iptables", "strict_arp": False}, "strict_arp_needed": False, "idle": True,
     }
 
 
@@ -937,7 +937,7 @@ def test_judge_a_fresh_cluster():
                    "reason": "missing"},
                   {"index": 1, "kind": "L2Advertisement", "name": "lan-advertisement", "namespace": "metallb-system",
                    "reason": "missing"}],
-        "kube_proxy": None, "strict_arp_needed": False,
+        "kube_proxy": None, "strict_arp_needed": False, "idle": False,
     }
 
 
@@ -949,6 +949,7 @@ def test_judge_drift_entries_carry_the_manifest_index():
     assert result["drift"] == [{"index": 1, "kind": "L2Advertisement", "name": "lan-advertisement",
                                 "namespace": "metallb-system", "reason": "differs at spec.interfaces"}]
     assert (result["install"], result["install_reasons"], result["release"]) == (False, [], None)
+    assert result["ready"] and result["idle"] is False  # ready, but a drifted object is work
 
 
 def test_judge_without_a_release_to_manage_does_not_plan_one():
@@ -974,6 +975,7 @@ def test_judge_a_cluster_scoped_desired_object():
 def test_judge_strict_arp_needed_only_in_ipvs_without_it(kube_proxy, needed):
     result = addons.judge(None, None, [], {}, [], {}, kube_proxy=kube_proxy)
     assert result["strict_arp_needed"] is needed
+    assert result["idle"] is not needed  # nothing else to do here: strictARP alone decides
     assert result["kube_proxy"] == kube_proxy
 
 
