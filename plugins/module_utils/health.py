@@ -580,5 +580,35 @@ def report(inputs, now, warning_days=30):
             "text": table(findings, status, generated), "generated": generated}
 
 
+def with_node_checks(report_, checks):
+    """``report_`` (what ``report`` returned without node checks) with each node's judges added (see
+    judge_node_checks): the findings, status, counts, lines and table made again, at the report's own time. A node's
+    RoCE verdict now replaces the "last recorded verdict" finding, as ``report`` does when it has the checks. The
+    report is made first and the judges after, so check-cluster.yml reads the cluster once, gives the workers'
+    membership judge the Nodes it read, and adds their findings here."""
+    checks = checks or []
+    findings = list(report_.get("findings") or [])
+    if any(check.get("roce") for check in checks):
+        findings = [f for f in findings if not (f["area"] == "fabric" and f["subject"] == "RoCE")]
+    findings += judge_node_checks(checks)
+    status = overall(findings)
+    generated = report_.get("generated")
+    return dict(report_, status=status, exit_code=EXIT_CODES[status], counts=counts(findings), findings=findings,
+                failures=_lines(findings, "failed"), degradations=_lines(findings, "degraded"),
+                text=table(findings, status, generated))
+
+
+# Node fields the membership judge and the summary read; the rest (managedFields, the image list) is bulk.
+_NODE_BULK = ("images",)
+
+
+def node_view(node):
+    """A Node object without its bulk (metadata.managedFields, status.images): what check-cluster.yml passes from
+    the report to each worker's membership judge."""
+    metadata = dict((key, value) for key, value in (node.get("metadata") or {}).items() if key != "managedFields")
+    status = dict((key, value) for key, value in (node.get("status") or {}).items() if key not in _NODE_BULK)
+    return dict(node, metadata=metadata, status=status)
+
+
 def _lines(findings, severity):
     return ["%s %s: %s" % (f["area"], f["subject"], f["message"]) for f in findings if f["severity"] == severity]

@@ -27,7 +27,8 @@ description:
     a recorded RoCE or NCCL verdict that failed), else V(healthy).
   - A read that fails is part of the report (for example the API not answering makes it V(failed)); the module
     itself fails only on wrong options.
-  - Never changes anything. With a degraded status it also returns a warning.
+  - Never changes anything. With a degraded status it also returns a warning, unless O(warn) is false (when the
+    report is finished later by M(dgx_spark.cluster.health_report), which warns instead).
 author:
   - DGX Spark cluster contributors (@dgx-spark-cluster)
 options:
@@ -100,6 +101,10 @@ options:
   nccl_source:
     description: Where O(nccl_verdict) came from (shown when the result names no start time).
     type: str
+  warn:
+    description: Return a warning when the status is V(degraded).
+    type: bool
+    default: true
   node_checks:
     description:
       - What each node's own judges said, run read-only under check mode on the nodes before this module (see the
@@ -232,6 +237,13 @@ report:
   description: Everything above in one dictionary (what the C(health) role writes as JSON).
   returned: always
   type: dict
+api_nodes:
+  description:
+    - The Node objects the report read, without their bulk (C(metadata.managedFields), C(status.images)); null when
+      the API could not list them. C(check-cluster.yml) gives each worker's membership judge its own.
+  returned: always
+  type: list
+  elements: dict
 """
 
 import datetime
@@ -272,6 +284,7 @@ def main():
                 cni=dict(type="dict"),
                 roce=dict(type="dict"),
             )),
+            warn=dict(type="bool", default=True),
             kubeconfig=dict(type="path", default="/etc/kubernetes/admin.conf"),
             kubectl=dict(type="str", default="kubectl"),
             kubeadm=dict(type="str", default="kubeadm"),
@@ -293,9 +306,11 @@ def main():
                   nccl_source=params["nccl_source"], node_checks=params["node_checks"])
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     result = core.report(inputs, now, params["cert_warning_days"])
-    if result["status"] == "degraded":
+    if result["status"] == "degraded" and params["warn"]:
         module.warn("cluster health is DEGRADED: %s" % "; ".join(result["degradations"]))
-    module.exit_json(changed=False, report=result, **result)
+    # The Nodes as read, for each worker's membership judge (check-cluster.yml reads the cluster once).
+    api_nodes = [core.node_view(node) for node in inputs["nodes"]] if inputs.get("nodes") is not None else None
+    module.exit_json(changed=False, report=result, api_nodes=api_nodes, **result)
 
 
 if __name__ == "__main__":

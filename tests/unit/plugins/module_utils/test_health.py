@@ -465,3 +465,48 @@ def test_roce_now_on_each_node_replaces_the_recorded_verdict_row():
     assert not any(subject == "RoCE" for subject, unused, unused2 in rows)
     # Without a node's roce result the recorded verdict row is still there (not checked: none recorded).
     assert any(f["subject"] == "RoCE" for f in health.report({"node_checks": [HEALTHY_CHECK]}, NOW)["findings"])
+
+
+# --- The report first, the nodes' judges added after (check-cluster.yml reads the cluster once) --------------------
+
+def _same_report(one, other):
+    return (one["status"], one["exit_code"], one["counts"], sorted(one["failures"]), sorted(one["degradations"]),
+            sorted(one["text"].splitlines())) == (
+        other["status"], other["exit_code"], other["counts"], sorted(other["failures"]), sorted(other["degradations"]),
+        sorted(other["text"].splitlines()))
+
+
+@pytest.mark.parametrize("checks", [
+    [HEALTHY_CHECK],
+    [node_check(cni={"removed": {"netns": ["cni-1234"], "paths": [], "links": []}})],
+    [node_check(name="spark-2959"), node_check(unreachable=True, unreachable_msg="ssh: connect timed out")],
+    [node_check(roce={"failed": False, "failures": ["rocep1s0f1 port 1: down"], "devices": []})],
+    [],
+])
+def test_judges_added_later_give_the_report_made_with_them(checks):
+    whole = health.report(inputs(node_checks=checks), NOW)
+    later = health.with_node_checks(health.report(inputs(), NOW), checks)
+    assert _same_report(whole, later)
+    assert sorted(map(repr, whole["findings"])) == sorted(map(repr, later["findings"]))
+
+
+def test_a_node_judge_can_turn_a_healthy_report_failed():
+    report = health.report(inputs(), NOW)
+    assert report["status"] == "healthy"
+    check = node_check(membership={"action": "reset_and_join", "reasons": ["kubelet.conf is missing"]})
+    result = health.with_node_checks(report, [check])
+    assert (result["status"], result["exit_code"]) == ("failed", 2)
+    assert result["generated"] == report["generated"]
+    assert "spark-ba63 membership" in result["text"] and result["text"].splitlines()[0].startswith(
+        "cluster health: FAILED")
+
+
+def test_node_view_drops_the_bulk_and_keeps_what_the_judges_read():
+    full = node("spark-ba63")
+    full["metadata"]["managedFields"] = [{"manager": "kubelet"}]
+    full["status"]["images"] = [{"names": ["busybox"]}]
+    view = health.node_view(full)
+    assert "managedFields" not in view["metadata"] and "images" not in view["status"]
+    assert view["metadata"]["name"] == "spark-ba63"
+    assert view["status"]["conditions"] == full["status"]["conditions"]
+    assert "images" in full["status"]  # the input is not changed

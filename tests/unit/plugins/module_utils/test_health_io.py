@@ -216,3 +216,18 @@ def test_module_reports_a_down_api_as_failed(monkeypatch):
     result = outcome.args[0]
     assert isinstance(outcome, ExitJson) and result["status"] == "failed" and result["exit_code"] == 2
     assert result["failures"][0] == "api /readyz: the API did not answer: " + REFUSED.strip()
+
+
+def test_module_returns_the_nodes_it_read_and_warns_only_when_asked(monkeypatch):
+    args = dict(PARAMS, nodes=[{"name": "spark-2959", "gpus": 2}], warn=False)
+    outcome, unused_calls, warnings = run_module(args, healthy, monkeypatch)
+    result = outcome.args[0]
+    assert result["status"] == "degraded" and warnings == []
+    assert [node["metadata"]["name"] for node in result["api_nodes"]] == ["spark-2959"]
+    assert all("managedFields" not in node["metadata"] and "images" not in node["status"]
+               for node in result["api_nodes"])
+
+
+def test_module_returns_no_nodes_when_the_api_does_not_answer(monkeypatch):
+    outcome, unused_calls, unused_warnings = run_module(PARAMS, lambda argv: (1, "", REFUSED), monkeypatch)
+    assert outcome.args[0]["api_nodes"] is None
