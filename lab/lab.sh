@@ -255,6 +255,7 @@ power_listener() {
     fi
     bridge=$(lan_bridge)
     [ -n "$bridge" ] || die "no bridge for $LAN_NET: the power listener has nothing to listen on"
+    stop_stale_power_listeners "$bridge"
     for node in "${NODES[@]}"; do
         mkdir -p "$STATE/power/$node"
         args+=(--node "$node=${NODE_MAC[$node]}")
@@ -270,6 +271,21 @@ power_listener() {
         kill -0 "$(cat "$pidfile")" 2>/dev/null || die "the power listener did not start: $(tail -n 5 "$STATE/power-listener.out")"
         [ "$(date +%s)" -lt "$deadline" ] || die "the power listener did not start listening within 10 s"
         sleep 0.2
+    done
+}
+
+# A listener a lab of another checkout left running (its pid file is not ours) holds UDP 9 on the same bridge: the
+# lab's networks and nodes have fixed names, so that lab is gone, and ours could not listen while it runs.
+stop_stale_power_listeners() {
+    local bridge=$1 cmdline pid
+    for cmdline in /proc/[0-9]*/cmdline; do
+        pid=${cmdline#/proc/}
+        pid=${pid%/cmdline}
+        [ "$pid" = "$(cat "$STATE/power-listener.pid" 2>/dev/null)" ] && continue
+        { tr '\0' ' ' <"$cmdline"; } 2>/dev/null | grep -q "power_listener\.py .*--interface $bridge " || continue
+        echo "[lab] stopping a power listener left by another lab on $bridge (pid $pid)" >&2
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     done
 }
 
