@@ -33,6 +33,9 @@ ARCH=$(dpkg --print-architecture)
 TEST_IMAGE=localhost/dgxlab-busybox:1
 # LAB STAND-IN for the apps' images (only the lab inventory's apps_overrides names it).
 STANDIN_IMAGE=localhost/dgxlab-app-standin:1
+# The same LAB STAND-IN under a name no node has: a "locally built" app image that only its archive
+# (images/app-local.tar) holds, for the apps role's import into a node's containerd (image_archive).
+LOCAL_STANDIN_IMAGE=localhost/dgxlab-app-local:1
 STANDIN_DIR=$LAB_DIR/app-standin
 
 sum_of() { { cat "$SCRIPT"; cat "$OUT"/stamps/*; "$@"; } | sha256sum | cut -c1-16; }
@@ -207,7 +210,10 @@ build_images() {
     podman build -q --network none --pull=never --label dgxlab=1 -t "$STANDIN_IMAGE" "$work/standin" >/dev/null
     refs+=("$STANDIN_IMAGE")
     podman save -q -m -o "$dir/images.tar" "${refs[@]}"
-    printf '%s\n' "${refs[@]}" >"$dir/images.txt"
+    podman tag "$STANDIN_IMAGE" "$LOCAL_STANDIN_IMAGE"
+    podman save -q -o "$dir/app-local.tar" "$LOCAL_STANDIN_IMAGE"
+    refs+=("$LOCAL_STANDIN_IMAGE")
+    printf '%s\n' "${refs[@]}" | grep -vxF "$LOCAL_STANDIN_IMAGE" >"$dir/images.txt"
     # The lab keeps only the archive: the images themselves are of no use to this machine's podman.
     podman rmi -f "${refs[@]}" >/dev/null 2>&1 || true
     rm -rf "$work"

@@ -321,6 +321,9 @@ build_artifacts() {
     ADDONS=$("$LAB_DIR/build-addons.sh") || die "building the lab's add-ons failed"
     mkdir -p "$STATE/charts"
     ln -sfn "$ADDONS/charts/metallb" "$STATE/charts/metallb"
+    # LAB STAND-IN of a locally built app image, only in this archive (the lab inventory's image_archive for
+    # ComfyUI and its model manager): the apps role imports it into a node's containerd when the node lacks it.
+    ln -sfn "$ARTIFACTS/images/app-local.tar" "$STATE/app-local.tar"
 }
 
 import_images() {

@@ -74,7 +74,8 @@ tier_lab() {
     lab/lab.sh up || return 1
     # Order matters: test_repairs.py builds the cluster from empty nodes (conftest runs it first); the others need it.
     pytest -v -p no:cacheprovider tests/lab/test_repairs.py tests/lab/test_addons.py tests/lab/test_not_ready.py \
-        tests/lab/test_concurrent_runs.py tests/lab/test_health.py tests/lab/test_power.py tests/lab/test_etcd_backup.py tests/lab/test_apps.py \
+        tests/lab/test_concurrent_runs.py tests/lab/test_health.py tests/lab/test_power.py tests/lab/test_etcd_backup.py tests/lab/test_dashboard.py \
+        tests/lab/test_apps.py \
         || return 1
     python3 - "$REPO/.lab/repair-times.json" <<'PY'
 import json, sys

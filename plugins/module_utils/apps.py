@@ -9,6 +9,9 @@ inventory's catalogue checked, and each app's Kubernetes objects rendered from i
   inventory_checks) before anything changes; the ``apps_plan`` filter calls it again with the Services the
   cluster holds, so an address another Service already uses is refused too.
 * ``plan(...)``: per app acted on, its state and the objects to apply, to remove and to keep.
+* ``apply_steps(...)``, ``model_pulls(...)``, ``image_imports(...)``, ``extras(...)``: what the role reads from the
+  plan: each object to apply with what to wait for, the Ollama models to pull, the local image archives to import
+  where an image is missing, and the state of the extra apps (managed by their own roles) this run names.
 * ``summary_lines(...)``: the closing summary, from the plan and the health probes.
 
 The catalogue (``apps_catalogue``, group_vars/all/apps.yml) maps an app's name to its entry; ``apps_overrides``
@@ -20,7 +23,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import hashlib
 import ipaddress
+import json
 import re
 
 STATES = ("started", "stopped", "absent")
@@ -47,8 +52,19 @@ TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 # Fields an entry may hold (a typo such as "gpu" or "adress" is refused, not silently ignored).
 FIELDS = frozenset(["enabled", "state", "node", "image", "pull_policy", "gpus", "resources", "storage", "address",
                     "ports", "health_path", "startup_timeout", "env", "command", "args", "namespace", "shm_size",
-                    "preset", "hf_token", "description"])
+                    "preset", "hf_token", "description", "model_api", "models", "image_archive", "cache_job"])
 STORAGE_FIELDS = frozenset(["claim", "size", "class", "access_mode", "mounts", "shared_with"])
+CACHE_JOB_FIELDS = frozenset(["command", "args", "env", "timeout"])
+# The model-serving APIs the role can pull models through (models.yml).
+MODEL_APIS = ("ollama",)
+# An Ollama model name: [host/][namespace/]model[:tag] (llama3.1:8b, qwen2.5-coder:7b, hf.co/org/repo:Q4_K_M).
+MODEL_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,349}/){0,2}[A-Za-z0-9][A-Za-z0-9_.-]{0,79}"
+                      r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,79})?$")
+# The label every cache Job carries (with the app's own): the role deletes an absent app's Jobs by it.
+CACHE_JOB_LABEL = "dgx-spark.cluster/cache-job"
+APP_LABEL = "dgx-spark.cluster/app"
+# A Job's name becomes its pods' job-name label value: 63 characters at most.
+JOB_NAME_MAX = 63
 PRESET_FIELDS = frozenset(["model", "dtype", "max_model_len", "gpu_memory_utilization", "extra_args", "env", "nodes"])
 HF_SECRET_KEY = "token"
 
@@ -169,6 +185,16 @@ def image_problem(image):
     if not TAG_RE.match(tag):
         return "'%s' has a tag that is not a valid image tag" % text
     return None
+
+
+def model_name(model):
+    """An Ollama model name with a missing tag made ``:latest`` (as Ollama names it in /api/tags)."""
+    text = str(model).strip()
+    return text if ":" in text.rsplit("/", 1)[-1] else text + ":latest"
+
+
+def job_name(app, digest):
+    return "%s-cache-%s" % (app, digest)
 
 
 def _nodes_of(entry):
@@ -320,6 +346,93 @@ def _check_preset(label, entry, presets, problems):
                         "picks %s)" % (where, nodes, label, preset))
 
 
+def _check_models(label, entry, problems):
+    api = entry.get("model_api")
+    if api not in (None, "") and api not in MODEL_APIS:
+        problems.append("%s.model_api: %r is not one of %s" % (label, api, ", ".join(MODEL_APIS)))
+    models = entry.get("models")
+    if models is None or models == []:
+        return
+    if not isinstance(models, list):
+        problems.append("%s.models: must be a list of model names (such as llama3.2:3b), got %r" % (label, models))
+        return
+    if api != "ollama":
+        problems.append("%s.models: only an app that serves Ollama's API pulls models; set %s.model_api: ollama, or "
+                        "remove the list" % (label, label))
+    if entry.get("address") in (None, ""):
+        problems.append("%s.models: the models are pulled from the controller through the app's LoadBalancer address "
+                        "and first port (every app lists its ports); give it an address (%s.address)" % (label, label))
+    seen = {}
+    for index, model in enumerate(models):
+        if not isinstance(model, str) or not model.strip():
+            problems.append("%s.models[%d]: %r is not a model name (such as llama3.2:3b)" % (label, index, model))
+            continue
+        if not MODEL_RE.match(model):
+            problems.append("%s.models[%d]: %r is not an Ollama model name ([host/][namespace/]model[:tag], such as "
+                            "llama3.1:8b or hf.co/org/repo:Q4_K_M)" % (label, index, model))
+            continue
+        key = model_name(model).lower()
+        if key in seen:
+            problems.append("%s.models[%d]: %s is listed twice (models[%d] is %s)"
+                            % (label, index, model, seen[key], models[seen[key]]))
+        else:
+            seen[key] = index
+
+
+def _check_image_archive(label, entry, problems):
+    archive = entry.get("image_archive")
+    if archive in (None, ""):
+        return
+    if isinstance(archive, str) and "{{" in archive:
+        # Preflight sees the inventory's values unrendered (a path built from inventory_dir); the role checks the
+        # rendered path again before anything changes.
+        pass
+    elif not isinstance(archive, str) or not archive.startswith("/") or any(char.isspace() for char in archive):
+        problems.append("%s.image_archive: %r is not an absolute path on the controller (such as "
+                        "/var/lib/dgx-spark/images/app-1.0.0.tar)" % (label, archive))
+    elif archive.endswith("/"):
+        problems.append("%s.image_archive: %r is a directory; name the archive file" % (label, archive))
+    if str(entry.get("pull_policy") or "IfNotPresent") == "Always":
+        problems.append("%s.image_archive: with pull_policy Always the kubelet pulls %s from its registry at every "
+                        "start and never uses the imported image; use IfNotPresent or Never (%s.pull_policy)"
+                        % (label, entry.get("image"), label))
+
+
+def _check_cache_job(label, name, entry, problems):
+    job = entry.get("cache_job")
+    if job is None:
+        return
+    where = "%s.cache_job" % label
+    if not isinstance(job, dict):
+        problems.append("%s: must be a mapping {command, args, env, timeout}, got %r" % (where, job))
+        return
+    unknown = sorted(set(job) - CACHE_JOB_FIELDS)
+    if unknown:
+        known = ", ".join(sorted(CACHE_JOB_FIELDS))
+        problems.append("%s: unknown field(s) %s (known: %s)" % (where, ", ".join(unknown), known))
+    command = job.get("command")
+    if not isinstance(command, list) or not command or not all(isinstance(item, str) and item for item in command):
+        problems.append("%s.command: the command the Job runs, a list of strings (such as [python, -c]), got %r"
+                        % (where, command))
+    args = job.get("args")
+    if args is not None and (not isinstance(args, list) or not all(isinstance(item, str) for item in args)):
+        problems.append("%s.args: must be a list of strings, got %r" % (where, args))
+    env = job.get("env")
+    if env is not None and not isinstance(env, dict):
+        problems.append("%s.env: must be a mapping of variable names to values" % where)
+    for key, value in (env if isinstance(env, dict) else {}).items():
+        if not ENV_NAME_RE.match(str(key)):
+            problems.append("%s.env: %r is not an environment variable name" % (where, key))
+        if isinstance(value, (dict, list)):
+            problems.append("%s.env.%s: must be a plain value" % (where, key))
+    timeout = job.get("timeout")
+    if timeout is not None and ((_int(timeout) or 0) < 10):
+        problems.append("%s.timeout: %r is not a number of seconds (10 or more)" % (where, timeout))
+    if len(job_name(name, "0" * 8)) > JOB_NAME_MAX:
+        problems.append("%s: the Job's name %s would be longer than %d characters; give the app a shorter name"
+                        % (where, job_name(name, "<8 hex>"), JOB_NAME_MAX))
+
+
 def _check_entry(name, entry, all_entries, nodes, ranges, presets, problems):
     label = "apps_catalogue.%s" % name
     unknown = sorted(set(entry) - FIELDS)
@@ -404,17 +517,21 @@ def _check_entry(name, entry, all_entries, nodes, ranges, presets, problems):
     if entry.get("shm_size") is not None and not QUANTITY_RE.match(str(entry.get("shm_size"))):
         problems.append("%s.shm_size: %r is not a size such as 8Gi" % (label, entry.get("shm_size")))
     _check_preset(label, entry, presets, problems)
+    _check_models(label, entry, problems)
+    _check_image_archive(label, entry, problems)
+    _check_cache_job(label, name, entry, problems)
 
 
 def check_catalogue(catalogue, nodes, pool, overrides=None, presets=None, selected=None, run_state="inventory",
-                    purge=False, purge_confirm=None, services=None, namespace="apps"):
+                    purge=False, purge_confirm=None, services=None, namespace="apps", extra_apps=None):
     """Every problem, one message each (empty when the catalogue and the run's choices are sound).
 
     ``nodes``: node name -> GPUs it offers (spark_gpu_count). ``pool``: metallb_address_pool. ``selected``: the
     apps named with ``-e apps=`` (names or a comma-separated string; empty: every enabled app). ``run_state``: one of
     RUN_STATES. ``purge``/``purge_confirm``: the purge request and the apps it is confirmed for. ``services``: the
     Services the cluster holds (a ``k8s_info`` list), to refuse an address another Service already has; None when
-    not read (preflight)."""
+    not read (preflight). ``extra_apps``: names ``-e apps=`` may name though they are not in the catalogue (apps
+    another role manages, such as the dashboard)."""
     problems = []
     if not isinstance(catalogue, dict):
         return ["apps_catalogue: must be a mapping of app names to entries, got %r" % (catalogue,)]
@@ -436,11 +553,19 @@ def check_catalogue(catalogue, nodes, pool, overrides=None, presets=None, select
         elif not isinstance(entry, dict):
             problems.append("apps_catalogue.%s: must be a mapping of the app's fields, got %r" % (name, entry))
     enabled = [name for name in known if _bool(all_entries[name].get("enabled"), True)]
+    extra = names_of(extra_apps)
+    for name in extra:
+        if name in known:
+            problems.append("apps_catalogue.%s: %s is also an extra app of this run, managed by its own role; give the "
+                            "catalogue's entry another name" % (name, name))
 
     chosen = names_of(selected)
     for name in chosen:
+        if name in extra:
+            continue
         if name not in known:
-            problems.append("apps: unknown app %r (apps_catalogue has %s)" % (name, ", ".join(known) or "none"))
+            also = "; the extra apps %s" % ", ".join(extra) if extra else ""
+            problems.append("apps: unknown app %r (apps_catalogue has %s%s)" % (name, ", ".join(known) or "none", also))
         elif name not in enabled:
             problems.append("apps: %s is not enabled (apps_catalogue.%s.enabled is false); enable it in the inventory "
                             "first" % (name, name))
@@ -570,6 +695,87 @@ def _probe(path, port, period, failures):
             "failureThreshold": failures}
 
 
+def _preset(name, entry, presets):
+    if entry.get("preset") in (None, ""):
+        return None
+    preset = (presets or {}).get(str(entry["preset"]))
+    if not isinstance(preset, dict):
+        raise AppsInputError("%s: unknown preset %r" % (name, entry.get("preset")))
+    return preset
+
+
+def _env(entry, preset=None, hf_secret=None, extra=None):
+    """The container's env list: the entry's, its preset's, then ``extra`` (a cache Job's) over them, sorted by name;
+    HF_TOKEN from the app's token Secret last."""
+    env = dict((str(key), str(value)) for key, value in (entry.get("env") or {}).items())
+    for values in ((preset or {}).get("env"), extra):
+        env.update((str(key), str(value)) for key, value in (values or {}).items())
+    env_list = [{"name": key, "value": value} for key, value in sorted(env.items())]
+    if hf_secret:
+        reference = {"name": hf_secret, "key": HF_SECRET_KEY, "optional": True}
+        env_list.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": reference}})
+    return env_list
+
+
+def _claim_volume(name, entry, all_entries):
+    """``(volumes, mounts)`` of the app's claim (empty lists when it has none)."""
+    mounted = _storage(name, entry, all_entries)
+    if not mounted:
+        return [], []
+    mounts = []
+    for mount in entry["storage"].get("mounts") or []:
+        item = {"name": "data", "mountPath": str(mount["path"])}
+        if mount.get("sub_path"):
+            item["subPath"] = str(mount["sub_path"])
+        mounts.append(item)
+    return [{"name": "data", "persistentVolumeClaim": {"claimName": mounted[0]}}], mounts
+
+
+def _tolerations():
+    # The inventory places apps on both Sparks, the control plane included: kubeadm's taint keeps every other pod off
+    # it, and the node pinning already says where this one goes.
+    return [{"key": CONTROL_PLANE_TAINT, "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def jobs_selector(name):
+    """The label selector of the app's cache Jobs (their names carry a hash, so they are found by label)."""
+    return "app.kubernetes.io/name=%s,%s=true" % (name, CACHE_JOB_LABEL)
+
+
+def cache_job(name, entry, all_entries, namespace, presets=None, hf_secret=None):
+    """The Job that fills the app's cache (a model download, say) before its Deployment starts: the app's image, pull
+    policy, env (the entry's and the Job's own), token and claim, on the first of its nodes (the one node of a
+    ReadWriteOnce claim; any node reaches a ReadWriteMany one), restarted on failure, two retries.
+
+    Its name ends in 8 hex digits of a hash of its pod spec: a Job's template cannot change, so a changed cache_job is a
+    new Job, and the same one is found again, complete, by the next run (no ttlSecondsAfterFinished: it stays). Its
+    pods do not carry the app's name label, which the app's Service and anti-affinity select on."""
+    job = entry["cache_job"]
+    container = {"name": "cache", "image": str(entry["image"]).strip(),
+                 "imagePullPolicy": str(entry.get("pull_policy") or "IfNotPresent"),
+                 "command": [str(item) for item in job["command"]]}
+    if job.get("args"):
+        container["args"] = [str(item) for item in job["args"]]
+    env_list = _env(entry, _preset(name, entry, presets), hf_secret, job.get("env"))
+    if env_list:
+        container["env"] = env_list
+    volumes, mounts = _claim_volume(name, entry, all_entries)
+    if mounts:
+        container["volumeMounts"] = mounts
+    pod = {"containers": [container], "restartPolicy": "OnFailure",
+           "nodeSelector": {HOSTNAME_LABEL: _nodes_of(entry)[0]}, "tolerations": _tolerations()}
+    if volumes:
+        pod["volumes"] = volumes
+    text = json.dumps(pod, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+    metadata = _meta(job_name(name, digest), namespace, name)
+    metadata["labels"][CACHE_JOB_LABEL] = "true"
+    pod_labels = {"app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/managed-by": MANAGED_BY,
+                  "app.kubernetes.io/component": "cache", APP_LABEL: name, CACHE_JOB_LABEL: "true"}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata,
+            "spec": {"backoffLimit": 2, "template": {"metadata": {"labels": pod_labels}, "spec": pod}}}
+
+
 def deployment(name, entry, all_entries, namespace, replicas, presets=None, hf_secret=None):
     """The app's Deployment: on its node(s), its resources, GPUs (limit and the nvidia RuntimeClass) only when it
     asks for some, its claim's mounts, probes on its health path, ``replicas`` pods (0 when stopped)."""
@@ -589,23 +795,15 @@ def deployment(name, entry, all_entries, namespace, replicas, presets=None, hf_s
         "ports": [{"name": str(port["name"]), "containerPort": _int(port.get("target_port", port.get("port"))),
                    "protocol": "TCP"} for port in ports],
     }
-    env = dict((str(key), str(value)) for key, value in (entry.get("env") or {}).items())
-    preset = None
-    if entry.get("preset") not in (None, ""):
-        preset = (presets or {}).get(str(entry["preset"]))
-        if not isinstance(preset, dict):
-            raise AppsInputError("%s: unknown preset %r" % (name, entry.get("preset")))
-        env.update((str(key), str(value)) for key, value in (preset.get("env") or {}).items())
+    preset = _preset(name, entry, presets)
+    if preset is not None:
         container["command"] = vllm_command(preset)
     else:
         if entry.get("command"):
             container["command"] = [str(item) for item in entry["command"]]
         if entry.get("args"):
             container["args"] = [str(item) for item in entry["args"]]
-    env_list = [{"name": key, "value": value} for key, value in sorted(env.items())]
-    if hf_secret:
-        reference = {"name": hf_secret, "key": HF_SECRET_KEY, "optional": True}
-        env_list.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": reference}})
+    env_list = _env(entry, preset, hf_secret)
     if env_list:
         container["env"] = env_list
     if requests or limits:
@@ -621,16 +819,8 @@ def deployment(name, entry, all_entries, namespace, replicas, presets=None, hf_s
         container["startupProbe"] = _probe(str(health), first, period, startup)
         container["readinessProbe"] = _probe(str(health), first, period, 3)
         container["livenessProbe"] = _probe(str(health), first, 20, 3)
-    volumes = []
-    mounts = []
+    volumes, mounts = _claim_volume(name, entry, all_entries)
     mounted = _storage(name, entry, all_entries)
-    if mounted:
-        volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": mounted[0]}})
-        for mount in entry["storage"].get("mounts") or []:
-            item = {"name": "data", "mountPath": str(mount["path"])}
-            if mount.get("sub_path"):
-                item["subPath"] = str(mount["sub_path"])
-            mounts.append(item)
     if entry.get("shm_size"):
         volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": str(entry["shm_size"])}})
         mounts.append({"name": "shm", "mountPath": "/dev/shm"})
@@ -646,9 +836,7 @@ def deployment(name, entry, all_entries, namespace, replicas, presets=None, hf_s
             "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
                 {"labelSelector": {"matchLabels": {"app.kubernetes.io/name": name}}, "topologyKey": HOSTNAME_LABEL}]},
         }
-    # The inventory places apps on both Sparks, the control plane included: kubeadm's taint keeps every other pod off
-    # it, and the node pinning above already says where this one goes.
-    pod["tolerations"] = [{"key": CONTROL_PLANE_TAINT, "operator": "Exists", "effect": "NoSchedule"}]
+    pod["tolerations"] = _tolerations()
     if gpus:
         pod["runtimeClassName"] = GPU_RUNTIME_CLASS
     if volumes:
@@ -712,11 +900,14 @@ def plan(catalogue, overrides=None, presets=None, selected=None, run_state="inve
     """Per app this run acts on (enabled, and named in ``selected`` when that is given), in catalogue order:
 
     ``{"name", "state", "nodes", "namespace", "address", "port", "url", "gpus", "image", "present": [objects],
-    "absent": [object references], "kept": [object references], "hf_secret"}``.
+    "absent": [object references], "kept": [object references], "hf_secret", "model_api", "models" (each with its
+    tag, ``:latest`` when it named none), "image_archive", "cache_job" (``{"name", "timeout"}`` of the Job in
+    ``present``, or None), "jobs_selector" (the label selector of the app's cache Jobs)}``.
 
-    started: claim, Deployment (replicas 1, or one per node), Service. stopped: the same with 0 replicas (everything
-    kept). absent: Deployment, Service and the token Secret removed; the claim kept, unless purged (purge and the
-    app named in purge_confirm). An app sharing another's claim never owns it. The caller checks first
+    started: claim, cache Job (when the entry has a cache_job), Deployment (replicas 1, or one per node), Service.
+    stopped: claim, Deployment with 0 replicas and Service (everything kept; no Job). absent: Deployment, Service and
+    the token Secret removed (the cache Jobs by ``jobs_selector``); the claim kept, unless purged (purge and the app
+    named in purge_confirm). An app sharing another's claim never owns it. The caller checks first
     (check_catalogue); this raises AppsInputError on what it cannot render."""
     all_entries = entries(catalogue, overrides)
     chosen = names_of(selected)
@@ -738,6 +929,10 @@ def plan(catalogue, overrides=None, presets=None, selected=None, run_state="inve
         owned = entry.get("storage") and not (entry.get("storage") or {}).get("shared_with")
         if owned:
             objects.append(claim(name, entry, space))
+        job = None
+        if state == "started" and isinstance(entry.get("cache_job"), dict):
+            job = cache_job(name, entry, all_entries, space, presets, hf_secret)
+            objects.append(job)
         objects.append(deployment(name, entry, all_entries, space, replicas, presets, hf_secret))
         objects.append(service(name, entry, space))
         ports = entry.get("ports") or [{}]
@@ -747,7 +942,13 @@ def plan(catalogue, overrides=None, presets=None, selected=None, run_state="inve
         item = {"name": name, "state": state, "nodes": placed, "namespace": space, "address": address, "port": port,
                 "url": "http://%s:%s%s" % (address, port, health) if address and port else None,
                 "gpus": _int(entry.get("gpus", 0)) or 0, "image": str(entry.get("image")), "hf_secret": hf_secret,
+                "model_api": entry.get("model_api") or None,
+                "models": [model_name(model) for model in entry.get("models") or []],
+                "image_archive": entry.get("image_archive") or None,
+                "cache_job": None, "jobs_selector": jobs_selector(name),
                 "present": [], "absent": [], "kept": []}
+        if job is not None:
+            item["cache_job"] = {"name": job["metadata"]["name"], "timeout": _int(entry["cache_job"].get("timeout"))}
         if state == "absent":
             # The workload first, the claim (when purged) last: its pods must be gone before it can go.
             for obj in objects[::-1]:
@@ -764,6 +965,62 @@ def plan(catalogue, overrides=None, presets=None, selected=None, run_state="inve
             item["present"] = objects
         apps.append(item)
     return apps
+
+
+def apply_steps(apps, ready_timeout=600):
+    """Each object of the apps' ``present`` lists, in order, with what the apply waits for:
+    ``{"app", "state", "object", "wait", "wait_condition", "wait_timeout"}``. A started app's cache Job is waited for
+    until it is Complete (its cache_job.timeout, else ``ready_timeout``), its Deployment's rollout for
+    ``ready_timeout``; nothing else is waited for."""
+    steps = []
+    for app in apps:
+        for obj in app["present"]:
+            step = {"app": app["name"], "state": app["state"], "object": obj, "wait": False, "wait_condition": None,
+                    "wait_timeout": ready_timeout}
+            if app["state"] == "started" and obj["kind"] == "Job":
+                step["wait"] = True
+                step["wait_condition"] = {"type": "Complete", "status": "True"}
+                step["wait_timeout"] = (app.get("cache_job") or {}).get("timeout") or ready_timeout
+            elif app["state"] == "started" and obj["kind"] == "Deployment":
+                step["wait"] = True
+            steps.append(step)
+    return steps
+
+
+def model_pulls(apps):
+    """``[{"app", "url", "models"}]``: the models to pull through each started app's Ollama API (its LoadBalancer
+    address and first port), for the apps with a list."""
+    return [{"app": app["name"], "url": "http://%s:%s" % (app["address"], app["port"]), "models": list(app["models"])}
+            for app in apps
+            if app["state"] == "started" and app.get("model_api") == "ollama" and app.get("models")
+            and app.get("address") and app.get("port")]
+
+
+def image_imports(apps):
+    """``[{"node", "app", "image", "archive"}]``: for each app started or stopped that names an image_archive, one
+    entry per node it may run on; ordered by node, then app; one entry per node and image (the first app by name)
+    when two apps share an image. The role imports an archive only where its image is missing."""
+    found = []
+    for app in apps:
+        if app["state"] == "absent" or not app.get("image_archive"):
+            continue
+        for node in app["nodes"]:
+            found.append({"node": node, "app": app["name"], "image": app["image"], "archive": app["image_archive"]})
+    result = []
+    seen = set()
+    for entry in sorted(found, key=lambda item: (item["node"], item["app"])):
+        if (entry["node"], entry["image"]) not in seen:
+            seen.add((entry["node"], entry["image"]))
+            result.append(entry)
+    return result
+
+
+def extras(extra_apps, selected=None, run_state="inventory"):
+    """Extra app name -> the run's state (``inventory`` when the run gives none), for each extra app the run acts on:
+    those named in ``selected``, or every one when it names no app."""
+    chosen = names_of(selected)
+    state = run_state if run_state not in (None, "") else "inventory"
+    return dict((name, state) for name in names_of(extra_apps) if not chosen or name in chosen)
 
 
 def namespaces(apps):

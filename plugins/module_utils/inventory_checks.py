@@ -39,6 +39,7 @@ from ansible_collections.dgx_spark.cluster.plugins.module_utils.apps import (
     check_catalogue,
     run_choices,
 )
+from ansible_collections.dgx_spark.cluster.plugins.module_utils.dashboard import check_settings as dashboard_settings_problems
 from ansible_collections.dgx_spark.cluster.plugins.module_utils.nccl import (
     SAFE_MAX_BYTES,
     NcclInputError,
@@ -589,6 +590,9 @@ def check_cluster(hosts, groups, validated=None, cluster="defer"):
                     % (reference.get("storage_longhorn_replica_count"), len(members), len(members)))
     if "apps_catalogue" in reference:
         more.extend(_apps_problems(reference, values, members))
+    # The Dashboard's settings when its role is part of the run (its variables are present).
+    if "dashboard_state" in reference:
+        more.extend(dashboard_settings_problems(reference))
     return problems + more, warnings
 
 
@@ -605,4 +609,5 @@ def _apps_problems(reference, values, members):
                            overrides=reference.get("apps_overrides"), presets=reference.get("apps_vllm_presets"),
                            selected=names, run_state=state, purge=_bool(reference.get("apps_purge")),
                            purge_confirm=reference.get("apps_purge_confirm"),
-                           namespace=reference.get("apps_namespace") or "apps")
+                           namespace=reference.get("apps_namespace") or "apps",
+                           extra_apps=["dashboard"] if _bool(reference.get("dashboard_enabled", True)) else [])

@@ -22,7 +22,7 @@ description:
     runs the judges, and finishes the report with this module on the controller, so the cluster is read once.
   - With a degraded status it returns a warning naming the degraded findings.
 author:
-  - dgx_spark.cluster contributors
+  - DGX Spark cluster contributors (@dgx-spark-cluster)
 options:
   report:
     description: The C(report) that M(dgx_spark.cluster.cluster_health) returned.
@@ -56,7 +56,7 @@ attributes:
     description: The file is rewritten every run (the report's time changes); the module reports no change.
     support: none
 notes:
-  - It never reports C(changed): the file is the controller's record of a read-only report, not a change to the
+  - It never reports C(changed), as the file is the controller's record of a read-only report, not a change to the
     cluster.
 """
 

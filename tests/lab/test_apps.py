@@ -10,8 +10,10 @@ pre-bound to it, and removes them, the claims and the namespace at the end: the 
 Runs after test_repairs.py (which builds the cluster and its add-ons); about four minutes of lab time.
 """
 
+import base64
 import copy
 import json
+import os
 import urllib.request
 
 import pytest
@@ -28,7 +30,14 @@ CONTROL, WORKER = "spark-2959", "spark-ba63"
 OLLAMA = {"name": "ollama", "claim": "ollama-pvc", "node": CONTROL, "url": "http://192.168.86.201:11434"}
 OPENWEBUI = {"name": "openwebui", "claim": "openwebui-data", "node": WORKER, "url": "http://192.168.86.200:8080"}
 TWO = ("-e", "apps=ollama,openwebui")
+# The lab inventory's Ollama model (apps_overrides): the role pulls it through Ollama's API.
 MODEL = "lab-model:1b"
+LOCAL_IMAGE = "localhost/dgxlab-app-local:1"
+# Every claim the apps this file starts ask for, as the catalogue names them: (namespace, claim, access mode).
+CLAIMS = [(NAMESPACE, "ollama-pvc", "ReadWriteOnce"), (NAMESPACE, "openwebui-data", "ReadWriteOnce"),
+          (NAMESPACE, "comfyui-pvc", "ReadWriteOnce"), ("llm-inference", "vllm-models-pvc", "ReadWriteOnce"),
+          ("image-gen", "image-gen-output", "ReadWriteMany")]
+OTHER_NAMESPACES = ("llm-inference", "image-gen")
 
 
 def clients():
@@ -100,9 +109,9 @@ def deployment_identity(apps_api, name):
     return item.metadata.uid, item.metadata.generation
 
 
-def running_pods(core, name):
+def running_pods(core, name, namespace=NAMESPACE):
     """The app's pods that are not being deleted: [(pod name, node, ready)]."""
-    pods = core.list_namespaced_pod(NAMESPACE, label_selector="app.kubernetes.io/name=%s" % name).items
+    pods = core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/name=%s" % name).items
     found = []
     for pod in pods:
         if pod.metadata.deletion_timestamp:
@@ -118,23 +127,31 @@ def ready_on(core, name, node_name):
 
 
 def apps_run(*extra):
-    return playbook("apps.yml", "-e", "apps_ready_timeout=180", *extra)
+    # 2 s slices (the pull of the lab model takes about 6 s): the slice is at least a hundredth of the timeout.
+    return playbook("apps.yml", "-e", "apps_ready_timeout=180", "-e", "apps_model_pull_slice=2",
+                    "-e", "apps_model_pull_timeout=120", *extra)
 
 
 def remove_lab_storage(core, storage):
-    """The claims (through the API, not the product), then the LAB volumes, class and namespace, then the hostPath
-    directories on both nodes."""
-    for app in (OLLAMA, OPENWEBUI):
-        ignore_missing(core.delete_namespaced_persistent_volume_claim, app["claim"], NAMESPACE)
-    for app in (OLLAMA, OPENWEBUI):
-        wait_for(lambda: missing(core.read_namespaced_persistent_volume_claim, app["claim"], NAMESPACE), timeout=120,
-                 what="claim %s deleted" % app["claim"])
-        ignore_missing(core.delete_persistent_volume, "dgxlab-apps-%s" % app["claim"])
+    """The claims (through the API, not the product), then the LAB volumes, class and namespaces, then the hostPath
+    directories and the imported local image on both nodes."""
+    for space, name, _mode in CLAIMS:
+        ignore_missing(core.delete_namespaced_persistent_volume_claim, name, space)
+    for space, name, _mode in CLAIMS:
+        wait_for(lambda: missing(core.read_namespaced_persistent_volume_claim, name, space), timeout=120,
+                 what="claim %s deleted" % name)
+        ignore_missing(core.delete_persistent_volume, "dgxlab-apps-%s" % name)
     ignore_missing(storage.delete_storage_class, LAB_CLASS)
-    ignore_missing(core.delete_namespace, NAMESPACE)
-    wait_for(lambda: missing(core.read_namespace, NAMESPACE), timeout=120, what="namespace %s deleted" % NAMESPACE)
+    for space in (NAMESPACE,) + OTHER_NAMESPACES:
+        ignore_missing(core.delete_namespace, space)
+    for space in (NAMESPACE,) + OTHER_NAMESPACES:
+        wait_for(lambda: missing(core.read_namespace, space), timeout=120, what="namespace %s deleted" % space)
     for name in (CONTROL, WORKER):
-        node(name, "rm -rf %s" % HOST_DIR)
+        node(name, "rm -rf %s; ctr -n k8s.io images rm %s >/dev/null 2>&1 || true" % (HOST_DIR, LOCAL_IMAGE))
+
+
+def node_images(name):
+    return node(name, "ctr -n k8s.io images ls -q").stdout.split()
 
 
 @pytest.fixture(scope="module")
@@ -142,29 +159,34 @@ def lab_storage(lab_ready):
     """LAB ONLY: a StorageClass without a provisioner, and one hostPath volume per claim, pre-bound to it (no node
     affinity: the app can move; its data stays on the node it was written on)."""
     core, _apps_api, storage = clients()
-    assert missing(core.read_namespace, NAMESPACE), "namespace %s exists before the apps test" % NAMESPACE
-    for app in (OLLAMA, OPENWEBUI):
-        ignore_missing(core.delete_persistent_volume, "dgxlab-apps-%s" % app["claim"])
+    for space in (NAMESPACE,) + OTHER_NAMESPACES:
+        assert missing(core.read_namespace, space), "namespace %s exists before the apps test" % space
+    for _space, name, _mode in CLAIMS:
+        ignore_missing(core.delete_persistent_volume, "dgxlab-apps-%s" % name)
     ignore_missing(storage.delete_storage_class, LAB_CLASS)
-    wait_for(lambda: all(missing(core.read_persistent_volume, "dgxlab-apps-%s" % app["claim"])
-                         for app in (OLLAMA, OPENWEBUI)), timeout=60, what="old LAB volumes gone")
+    wait_for(lambda: all(missing(core.read_persistent_volume, "dgxlab-apps-%s" % name) for _space, name, _mode in CLAIMS),
+             timeout=60, what="old LAB volumes gone")
+    for name in (CONTROL, WORKER):  # the locally built image is on no node before the test
+        node(name, "ctr -n k8s.io images rm %s >/dev/null 2>&1 || true" % LOCAL_IMAGE)
     storage.create_storage_class({
         "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
         "metadata": {"name": LAB_CLASS, "labels": LAB_LABEL,
                      "annotations": {"description": "LAB ONLY: hostPath volumes made by tests/lab/test_apps.py"}},
         "provisioner": "kubernetes.io/no-provisioner", "reclaimPolicy": "Retain", "volumeBindingMode": "Immediate"})
-    for app in (OLLAMA, OPENWEBUI):
+    for space, name, mode in CLAIMS:
         core.create_persistent_volume({
             "apiVersion": "v1", "kind": "PersistentVolume",
-            "metadata": {"name": "dgxlab-apps-%s" % app["claim"], "labels": LAB_LABEL},
-            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+            "metadata": {"name": "dgxlab-apps-%s" % name, "labels": LAB_LABEL},
+            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": [mode],
                      "persistentVolumeReclaimPolicy": "Retain", "storageClassName": LAB_CLASS,
-                     "claimRef": {"namespace": NAMESPACE, "name": app["claim"]},
-                     "hostPath": {"path": "%s/%s" % (HOST_DIR, app["claim"]), "type": "DirectoryOrCreate"}}})
+                     "claimRef": {"namespace": space, "name": name},
+                     "hostPath": {"path": "%s/%s" % (HOST_DIR, name), "type": "DirectoryOrCreate"}}})
     yield core
     # Whatever a failed test left (the last test removes everything): the product removes the apps, the API the rest.
     if not missing(core.read_namespace, NAMESPACE):
-        apps_run(*TWO, "-e", "app_state=absent")
+        apps_run("-e", "apps=ollama,openwebui,comfyui,comfyui-model-manager", "-e", "app_state=absent")
+    for app in ("vllm", "image-gen"):
+        apps_run("-e", "apps=%s" % app, "-e", "app_state=absent", *overrides_with(**{app: {"enabled": True}}))
     remove_lab_storage(core, storage)
 
 
@@ -184,13 +206,10 @@ def test_start_two_apps_they_answer_from_the_controller_and_keep_their_data(lab_
     assert "ollama: started on spark-2959, 192.168.86.201:11434, health answers" in summary, run
     assert "openwebui: started on spark-ba63, 192.168.86.200:8080, health answers" in summary, run
     assert wait_for(lambda: answers(OPENWEBUI["url"] + "/health"), timeout=60, what="Open WebUI /health") == {"status": True}
-    assert wait_for(lambda: answers(OLLAMA["url"] + "/api/tags"), timeout=60, what="Ollama /api/tags") == {"models": []}
-    # A pull through Ollama's API streams its progress, then the model is listed...
-    status, headers, body = http(OLLAMA["url"] + "/api/pull", data=json.dumps({"model": MODEL}).encode(), method="POST")
-    lines = [json.loads(line) for line in body.splitlines() if line.strip()]
-    assert status == 200 and headers.get("X-Lab-Standin") == "ollama", (status, headers)
-    assert lines[0] == {"status": "pulling manifest"} and lines[-1] == {"status": "success"}, lines
-    assert any(line.get("completed") == line.get("total") for line in lines if "total" in line), lines
+    # The role pulled the inventory's model through Ollama's API, slice by slice, each slice's progress printed
+    # (the stand-in's 6 MB at 1 MB/s, 2 s slices: more than one slice), and the model is listed...
+    progress = [line for line in run.output.splitlines() if "ollama: %s" % MODEL in line and "%" in line]
+    assert len(progress) >= 2, run
     assert [model["name"] for model in answers(OLLAMA["url"] + "/api/tags")["models"]] == [MODEL]
     # ... and still is after its pod is replaced: it lives on the claim.
     for pod, _where, _ready in running_pods(core, "ollama"):
@@ -278,6 +297,75 @@ def test_absent_removes_workload_and_service_and_keeps_the_claim(lab_storage):
     reply = http(OLLAMA["url"] + "/api/version")
     assert reply is None or reply[0] != 200, reply
     assert deployment_identity(apps_api, "openwebui") == openwebui
+
+
+def test_a_local_image_is_imported_into_its_node_and_the_model_manager_runs_beside_comfyui(lab_storage):
+    core, _apps_api, _storage = clients()
+    assert LOCAL_IMAGE not in node_images(CONTROL)
+    both = ("-e", "apps=comfyui,comfyui-model-manager", "-e", "app_state=started")
+    run = apps_run(*both)
+    assert run.rc == 0 and run.changed > 0, run
+    record_time("apps: comfyui and its model manager started, the local image imported (LAB STAND-IN)", run.seconds)
+    # Imported from the archive on the controller into the node the apps run on, and only there; the copy is gone.
+    assert LOCAL_IMAGE in node_images(CONTROL)
+    assert LOCAL_IMAGE not in node_images(WORKER)
+    assert node(CONTROL, "ls -A /var/tmp/dgx-spark-images 2>/dev/null || true").stdout.strip() == ""
+    # The model manager mounts ComfyUI's ReadWriteOnce claim, so it runs on ComfyUI's node.
+    for name in ("comfyui", "comfyui-model-manager"):
+        assert ready_on(core, name, CONTROL), running_pods(core, name)
+    stats = wait_for(lambda: answers("http://192.168.86.206:8188/system_stats"), timeout=60, what="ComfyUI")
+    assert stats["system"]["comfyui_version"] == "lab-standin"
+    reply = wait_for(lambda: http("http://192.168.86.207:5000/"), timeout=60, what="the model manager")
+    assert reply[0] == 200 and reply[1].get("X-Lab-Standin") == "comfyui-model-manager"
+    again = apps_run(*both)
+    assert again.rc == 0 and again.changed == 0, again
+    run = apps_run("-e", "apps=comfyui,comfyui-model-manager", "-e", "app_state=absent")
+    assert run.rc == 0, run
+
+
+def test_vllm_serves_its_preset_and_its_token_is_a_secret_never_printed(lab_storage):
+    core, apps_api, _storage = clients()
+    token = "hf_lab_%d_never_printed" % os.getpid()
+    vllm = overrides_with(vllm={"enabled": True, "preset": "phi-4"})
+    run = apps_run("-e", "apps=vllm", "-e", "app_state=started", "-e", "apps_hf_token=" + token, *vllm)
+    assert run.rc == 0 and run.changed > 0, run
+    record_time("apps: vllm started with a preset (LAB STAND-IN)", run.seconds)
+    assert token not in run.output
+    secret = core.read_namespaced_secret("vllm-hf-token", "llm-inference")
+    assert base64.b64decode(secret.data["token"]).decode() == token
+    assert "last-applied" not in json.dumps(secret.metadata.annotations or {})
+    models = wait_for(lambda: answers("http://192.168.86.203:8000/v1/models"), timeout=60, what="vLLM /v1/models")
+    assert (models["data"][0]["id"], models["data"][0]["max_model_len"]) == ("microsoft/phi-4", 4096), models
+    run = apps_run("-e", "apps=vllm", "-e", "app_state=absent", *vllm)
+    assert run.rc == 0 and run.changed > 0, run
+    assert missing(apps_api.read_namespaced_deployment, "vllm", "llm-inference")
+    assert missing(core.read_namespaced_secret, "vllm-hf-token", "llm-inference")
+    assert not missing(core.read_namespaced_persistent_volume_claim, "vllm-models-pvc", "llm-inference")
+
+
+def test_image_generation_fills_its_cache_by_a_job_then_runs_one_replica_on_each_node(lab_storage):
+    from kubernetes import client
+
+    core, apps_api, _storage = clients()
+    batch = client.BatchV1Api(apps_api.api_client)
+    image_gen = overrides_with(**{"image-gen": {"enabled": True}})
+    run = apps_run("-e", "apps=image-gen", "-e", "app_state=started", *image_gen)
+    assert run.rc == 0 and run.changed > 0, run
+    record_time("apps: image-gen started after its cache Job (LAB STAND-IN)", run.seconds)
+    jobs = batch.list_namespaced_job("image-gen", label_selector="dgx-spark.cluster/cache-job=true").items
+    assert len(jobs) == 1 and jobs[0].status.succeeded == 1, jobs
+    # The Job ran on the first of the app's nodes and wrote into the claim's cache sub-path there.
+    marker = node(CONTROL, "cat %s/image-gen-output/hf-cache/lab-cache-ready" % HOST_DIR).stdout
+    assert marker.strip() == "LAB STAND-IN model cache for Qwen/Qwen-Image-2512"
+    pods = running_pods(core, "image-gen", "image-gen")
+    assert sorted(where for _pod, where, ready in pods if ready) == [CONTROL, WORKER], pods
+    assert wait_for(lambda: answers("http://192.168.86.210/api/health"), timeout=60, what="image-gen") == {"status": "ok"}
+    again = apps_run("-e", "apps=image-gen", "-e", "app_state=started", *image_gen)
+    assert again.rc == 0 and again.changed == 0, again
+    run = apps_run("-e", "apps=image-gen", "-e", "app_state=absent", *image_gen)
+    assert run.rc == 0 and run.changed > 0, run
+    assert not batch.list_namespaced_job("image-gen", label_selector="dgx-spark.cluster/cache-job=true").items
+    assert missing(apps_api.read_namespaced_deployment, "image-gen", "image-gen")
 
 
 def test_the_cluster_is_left_as_it_was(lab_storage):

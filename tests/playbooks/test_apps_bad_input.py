@@ -19,7 +19,18 @@ APPS = os.path.join(REPO, "playbooks", "apps.yml")
      "apps_catalogue.ollama.address: 192.168.86.99 is outside the MetalLB pool"),
     (["-e", '{"apps_overrides": {"ollama": {"image": "ollama/ollama:latest"}}}'],
      "apps_catalogue.ollama.image: 'ollama/ollama:latest' is tagged latest"),
-], ids=["unknown app", "purge not confirmed", "address outside the pool", "latest tag"])
+    (["-e", '{"apps_overrides": {"ollama": {"models": ["gpt-oss:20b", "llama 3"]}}}'],
+     "apps_catalogue.ollama.models[1]: 'llama 3' is not an Ollama model name"),
+    (["-e", '{"apps_overrides": {"comfyui": {"image_archive": "images/comfyui.tar"}}}'],
+     "apps_catalogue.comfyui.image_archive: 'images/comfyui.tar' is not an absolute path on the controller"),
+    (["-e", '{"apps_overrides": {"ollama": {"cache_job": {"args": ["x"]}}}}'],
+     "apps_catalogue.ollama.cache_job.command: the command the Job runs, a list of strings"),
+    (["-e", "apps=dashboard", "-e", "dashboard_enabled=false"], "apps: unknown app 'dashboard'"),
+    (["-e", "dashboard_chart_version=latest"], "dashboard_chart_version"),
+    (["-e", "dashboard_address=10.0.0.5"], "dashboard_address"),
+], ids=["unknown app", "purge not confirmed", "address outside the pool", "latest tag", "bad model name",
+        "relative image archive", "cache job without a command", "dashboard not enabled", "dashboard chart not pinned",
+        "dashboard address outside the pool"])
 def test_apps_playbook_refuses_bad_input_in_preflight(tmp_path, extra, message):
     result = run_playbook(make_inventory(tmp_path, lambda files: None), "--tags", "preflight", *extra, playbook=APPS)
     assert_refused_by_preflight(result, message)
@@ -28,6 +39,12 @@ def test_apps_playbook_refuses_bad_input_in_preflight(tmp_path, extra, message):
 def test_apps_playbook_preflight_passes_the_shipped_catalogue(tmp_path):
     result = run_playbook(make_inventory(tmp_path, lambda files: None), "--tags", "preflight",
                           "-e", "apps=ollama,openwebui", "-e", "app_state=stopped", playbook=APPS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_apps_playbook_preflight_takes_the_dashboard_as_an_app(tmp_path):
+    result = run_playbook(make_inventory(tmp_path, lambda files: None), "--tags", "preflight",
+                          "-e", "apps=dashboard,ollama", "-e", "app_state=stopped", playbook=APPS)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

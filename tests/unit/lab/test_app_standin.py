@@ -6,6 +6,7 @@ inventory's apps_overrides must pass the catalogue's checks and give every app t
 stand-in's port on the catalogue's target port.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -28,7 +29,11 @@ def _yaml(*path):
 
 CATALOGUE = _yaml("inventory", "group_vars", "all", "apps.yml")
 LAB = _yaml("inventory", "lab", "hosts.yml")
-LAB_OVERRIDES = LAB["spark_cluster"]["vars"]["_lab_apps"]["apps_overrides"]
+# With {{ inventory_dir }} as Ansible renders it for the lab inventory (the local image's archive path).
+LAB_OVERRIDES = json.loads(json.dumps(LAB["spark_cluster"]["vars"]["_lab_apps"]["apps_overrides"]).replace(
+    "{{ inventory_dir }}", os.path.join(REPO, "inventory", "lab")))
+# The LAB STAND-IN under the name only its archive holds (lab.sh links it to .lab/app-local.tar).
+LOCAL_IMAGE = "localhost/dgxlab-app-local:1"
 NODES = {"spark-2959": 1, "spark-ba63": 1}
 POOL = ["192.168.86.200-192.168.86.220"]
 
@@ -49,10 +54,13 @@ def get(path, tmp_path, app="ollama", **env):
                  app, **env)
 
 
-def post(path, body, tmp_path, method="POST"):
-    request = "%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
-        method, path, len(body), body)
-    return serve(request.encode(), tmp_path)
+def request_bytes(path, body, method="POST"):
+    return ("%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+        method, path, len(body), body)).encode()
+
+
+def post(path, body, tmp_path, method="POST", **env):
+    return serve(request_bytes(path, body, method), tmp_path, **env)
 
 
 def test_ollama_pull_streams_progress_and_the_model_is_listed_and_deleted(tmp_path):
@@ -63,8 +71,9 @@ def test_ollama_pull_streams_progress_and_the_model_is_listed_and_deleted(tmp_pa
     lines = [yaml.safe_load(line) for line in body.splitlines()]
     assert lines[0] == {"status": "pulling manifest"} and lines[-1] == {"status": "success"}
     progress = [line for line in lines if "total" in line]
-    assert [line["completed"] for line in progress] == sorted(line["completed"] for line in progress)
-    assert progress[-1]["completed"] == progress[-1]["total"]
+    # By default the 4096 bytes in four ticks; "completed" left out while it is 0, as Ollama does.
+    assert [line.get("completed") for line in progress] == [None, 1024, 2048, 3072, 4096]
+    assert set(line["total"] for line in progress) == {4096}
     # Not streamed, the legacy "name" field, no tag: :latest, as Ollama names it.
     assert post("/api/pull", '{"name": "qwen", "stream": false}', tmp_path)[2] == '{"status":"success"}'
     status, headers, body = get("/api/tags", tmp_path)
@@ -74,6 +83,45 @@ def test_ollama_pull_streams_progress_and_the_model_is_listed_and_deleted(tmp_pa
     assert [model["name"] for model in yaml.safe_load(get("/api/tags", tmp_path)[2])["models"]] == ["llama3.2:1b"]
     assert post("/api/delete", '{"model": "qwen"}', tmp_path, method="DELETE")[0] == "HTTP/1.1 404 Not Found"
     assert post("/api/pull", '{}', tmp_path)[0] == "HTTP/1.1 400 Bad Request"
+
+
+def test_ollama_pull_cut_off_leaves_a_partial_download_and_the_next_pull_resumes_it(tmp_path):
+    env = dict(os.environ, LAB_STANDIN_APP="ollama", OLLAMA_MODELS=str(tmp_path / "models"),
+               LAB_STANDIN_PULL_BYTES="1000", LAB_STANDIN_PULL_RATE="100")  # ten ticks of 0.2 s
+    proc = subprocess.Popen(SHELL + [os.path.join(STANDIN, "serve")], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            env=env)
+    proc.stdin.write(request_bytes("/api/pull", '{"model": "llama3.1:8b"}'))
+    proc.stdin.close()
+    seen = []
+    try:
+        while True:
+            line = proc.stdout.readline()
+            assert line, "the stream ended before 300 bytes: %r" % seen
+            if line.startswith(b"{"):
+                seen.append(yaml.safe_load(line))
+                if seen[-1].get("completed", 0) >= 300:
+                    break
+    finally:
+        proc.stdout.close()  # the client goes away mid-pull
+        proc.wait(timeout=30)
+    assert proc.returncode != 0  # the stand-in's next write to the closed connection ended it
+    partial = tmp_path / "models" / "lab-standin" / ".partial" / "llama3.1:8b"
+    kept = partial.stat().st_size
+    assert 300 <= kept < 1000
+    assert get("/api/tags", tmp_path)[2] == '{"models":[]}'  # not listed until complete
+    body = post("/api/pull", '{"model": "llama3.1:8b"}', tmp_path, LAB_STANDIN_PULL_BYTES="1000",
+                LAB_STANDIN_PULL_RATE="500")[2]
+    lines = [yaml.safe_load(line) for line in body.splitlines()]
+    progress = [line for line in lines if "total" in line]
+    assert progress[0]["completed"] == kept and progress[-1]["completed"] == 1000  # resumed, then completed
+    assert len(progress) == 1 + -(-(1000 - kept) // 500) and lines[-1] == {"status": "success"}
+    assert not partial.exists()
+    listed = yaml.safe_load(get("/api/tags", tmp_path)[2])["models"]
+    assert [(model["name"], model["size"]) for model in listed] == [("llama3.1:8b", 1000)]
+    # Present: a pull again finds it complete at once.
+    again = [yaml.safe_load(line) for line in post("/api/pull", '{"model": "llama3.1:8b"}', tmp_path,
+                                                   LAB_STANDIN_PULL_BYTES="1000")[2].splitlines()]
+    assert [line.get("completed") for line in again if "total" in line] == [1000]
 
 
 def test_unknown_paths_and_methods_are_refused_and_every_answer_is_labelled(tmp_path):
@@ -110,7 +158,10 @@ def test_the_lab_overrides_pass_the_checks_with_every_app_started():
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
         env = dict((item["name"], item.get("value")) for item in container.get("env", []))
-        assert container["image"] == IMAGE and container["imagePullPolicy"] == "Never", app["name"]
+        local = app["name"] in ("comfyui", "comfyui-model-manager")
+        assert container["image"] == (LOCAL_IMAGE if local else IMAGE), app["name"]
+        assert container["imagePullPolicy"] == "Never", app["name"]
+        assert (app["image_archive"] == os.path.join(REPO, "inventory", "lab", "../../.lab/app-local.tar")) == local
         assert "runtimeClassName" not in pod and "nvidia.com/gpu" not in container["resources"]["limits"]
         # The stand-in listens where the catalogue's Service sends the traffic.
         assert env["LAB_STANDIN_PORT"] == str(container["ports"][0]["containerPort"]), app["name"]
@@ -128,6 +179,7 @@ def test_the_lab_keeps_apps_off_and_builds_the_image_it_names():
         group = "control_plane" if host == "spark-2959" else "workers"
         assert "apps_enabled" not in LAB["spark_cluster"]["children"][group]["hosts"][host]
     with open(os.path.join(REPO, "lab", "build-node-artifacts.sh")) as handle:
-        assert "STANDIN_IMAGE=%s\n" % IMAGE in handle.read()
+        script = handle.read()
+    assert "STANDIN_IMAGE=%s\n" % IMAGE in script and "LOCAL_STANDIN_IMAGE=%s\n" % LOCAL_IMAGE in script
     for name in ("entrypoint", "serve", os.path.join("bin", "vllm")):
         assert os.access(os.path.join(STANDIN, name), os.X_OK), name

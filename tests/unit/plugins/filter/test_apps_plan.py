@@ -92,3 +92,54 @@ def test_apps_summary_filter_reads_uri_results():
         "ollama: started on spark-2959, 192.168.86.201:11434, health answers "
         "(http://192.168.86.201:11434/api/version 200)",
         "comfyui: stopped on spark-2959, 192.168.86.206:8188, health not probed (stopped)"]
+
+
+def test_apps_plan_filter_returns_what_the_role_reads():
+    host = shipped()
+    result = plugin.apps_plan(host["apps_catalogue"], {"spark-2959": 2, "spark-ba63": 1},
+                              pool=host["metallb_address_pool"], presets=host["apps_vllm_presets"], services=[],
+                              overrides={"image-gen": {"enabled": True, "state": "started"},
+                                         "ollama": {"state": "started"}, "comfyui": {"state": "absent"}},
+                              shorthand="ollama,image-gen,comfyui", extra_apps=["dashboard"], ready_timeout="300")
+    assert result["problems"] == []
+    assert result["models"] == [{"app": "ollama", "url": "http://192.168.86.201:11434", "models": ["gpt-oss:20b"]}]
+    assert [(item["node"], item["app"]) for item in result["image_imports"]] == [("spark-2959", "image-gen"),
+                                                                                 ("spark-ba63", "image-gen")]
+    waits = [(step["app"], step["object"]["kind"], step["wait_timeout"]) for step in result["apply"] if step["wait"]]
+    assert waits == [("ollama", "Deployment", 300), ("image-gen", "Job", 7200), ("image-gen", "Deployment", 300)]
+    assert result["extras"] == {}  # apps are named, the dashboard is not
+    absent = [app for app in result["apps"] if app["state"] == "absent"]
+    assert [(app["name"], app["jobs_selector"]) for app in absent] == [
+        ("comfyui", "app.kubernetes.io/name=comfyui,dgx-spark.cluster/cache-job=true")]
+
+
+@pytest.mark.parametrize("shorthand,state,expected", [
+    ("", "", {"dashboard": "inventory"}),
+    ("dashboard", "stopped", {"dashboard": "stopped"}),
+    ("openwebui,dashboard", "absent", {"dashboard": "absent"}),
+])
+def test_apps_plan_filter_extra_apps(shorthand, state, expected):
+    host = shipped()
+    result = plugin.apps_plan(host["apps_catalogue"], {"spark-2959": 1, "spark-ba63": 1},
+                              pool=host["metallb_address_pool"], presets=host["apps_vllm_presets"], services=[],
+                              shorthand=shorthand, shorthand_state=state, extra_apps=["dashboard"])
+    assert result["problems"] == [] and result["extras"] == expected
+    if shorthand == "dashboard":
+        assert result["apps"] == [] and result["apply"] == [] and result["namespaces"] == []
+
+
+def test_apps_plan_filter_refuses_an_unknown_app_naming_the_extras():
+    host = shipped()
+    result = plugin.apps_plan(host["apps_catalogue"], {"spark-2959": 1, "spark-ba63": 1},
+                              pool=host["metallb_address_pool"], presets=host["apps_vllm_presets"],
+                              shorthand="dashbord", extra_apps=["dashboard"])
+    assert result == {"problems": ["apps: unknown app 'dashbord' (apps_catalogue has comfyui, comfyui-model-manager, "
+                                   "image-gen, ollama, openwebui, vllm; the extra apps dashboard)"],
+                      "apps": [], "namespaces": [], "apply": [], "models": [], "image_imports": [], "extras": {}}
+
+
+def test_apps_plan_filter_refuses_a_ready_timeout_that_is_not_seconds():
+    host = shipped()
+    with pytest.raises(plugin.AnsibleFilterError, match="ready_timeout"):
+        plugin.apps_plan(host["apps_catalogue"], {"spark-2959": 1, "spark-ba63": 1}, pool=host["metallb_address_pool"],
+                         presets=host["apps_vllm_presets"], ready_timeout="soon")

@@ -418,3 +418,327 @@ def test_summary_lines():
         "comfyui: stopped on spark-2959, 192.168.86.206:8188, health not probed (stopped)",
         "comfyui-model-manager: stopped on spark-2959, 192.168.86.207:5000, health not probed (stopped)",
     ]
+
+
+# --- models (model_api: ollama) ------------------------------------------------------------------------------------
+
+def test_shipped_ollama_serves_ollamas_api_with_the_old_stacks_model():
+    ollama = catalogue()["ollama"]
+    assert ollama["model_api"] == "ollama" and ollama["models"] == ["gpt-oss:20b"]
+    assert by_name(plan())["ollama"]["models"] == ["gpt-oss:20b"]
+
+
+@pytest.mark.parametrize("model", ["llama3.1:8b", "qwen2.5-coder:7b", "hf.co/org/repo:Q4_K_M", "llama3",
+                                   "library/llama3.2:3b", "registry.ollama.ai/library/gpt-oss:20b", "nomic-embed-text"])
+def test_ollama_model_names_accepted(model):
+    cat = catalogue()
+    cat["ollama"]["models"] = [model]
+    assert check(cat) == []
+
+
+@pytest.mark.parametrize("model,expected", [
+    ("llama3 8b", "'llama3 8b' is not an Ollama model name"),
+    ("llama3:", "'llama3:' is not an Ollama model name"),
+    ("a/b/c/d:1", "'a/b/c/d:1' is not an Ollama model name"),
+    ("-llama:1", "'-llama:1' is not an Ollama model name"),
+    ("", "'' is not a model name"),
+    ("  ", "'  ' is not a model name"),
+    (3, "3 is not a model name"),
+    (None, "None is not a model name"),
+])
+def test_bad_model_names(model, expected):
+    cat = catalogue()
+    cat["ollama"]["models"] = ["gpt-oss:20b", model]
+    one(check(cat), "apps_catalogue.ollama.models[1]: " + expected)
+
+
+@pytest.mark.parametrize("models", [["llama3", "llama3:latest"], ["llama3:8b", "Llama3:8B"]])
+def test_a_model_listed_twice(models):
+    cat = catalogue()
+    cat["ollama"]["models"] = models
+    one(check(cat), "apps_catalogue.ollama.models[1]: %s is listed twice (models[0] is %s)" % (models[1], models[0]))
+
+
+def test_models_need_ollamas_api_and_an_address():
+    cat = catalogue()
+    del cat["ollama"]["model_api"]
+    assert check(cat) == ["apps_catalogue.ollama.models: only an app that serves Ollama's API pulls models; set "
+                          "apps_catalogue.ollama.model_api: ollama, or remove the list"]
+    cat = catalogue()
+    cat["openwebui"]["models"] = ["llama3"]
+    one(check(cat), "apps_catalogue.openwebui.models: only an app that serves Ollama's API")
+    cat = catalogue()
+    del cat["ollama"]["address"]
+    one(check(cat), "apps_catalogue.ollama.models: the models are pulled from the controller through the app's "
+                    "LoadBalancer address", "apps_catalogue.ollama.address")
+    # No list, or an empty one, needs neither.
+    cat["ollama"]["models"] = []
+    assert check(cat) == []
+    cat = catalogue()
+    cat["ollama"]["model_api"] = "openai"
+    one(check(cat), "apps_catalogue.ollama.model_api: 'openai' is not one of ollama")
+    cat["ollama"]["model_api"] = "ollama"
+    cat["ollama"]["models"] = "llama3"
+    one(check(cat), "apps_catalogue.ollama.models: must be a list of model names")
+
+
+def test_models_to_pull_only_for_started_apps_with_a_list():
+    cat = catalogue()
+    cat["ollama"]["models"] = ["llama3", "hf.co/org/repo:Q4_K_M"]
+    apps = plan(cat)
+    assert core.model_pulls(apps) == [{"app": "ollama", "url": "http://192.168.86.201:11434",
+                                       "models": ["llama3:latest", "hf.co/org/repo:Q4_K_M"]}]
+    assert core.model_pulls(plan(cat, selected=["ollama"], run_state="stopped")) == []
+    assert core.model_pulls(plan(cat, selected=["ollama"], run_state="absent")) == []
+    assert core.model_pulls(plan(cat, selected=["openwebui"])) == []
+    cat["ollama"]["models"] = []
+    assert core.model_pulls(plan(cat)) == []
+
+
+# --- image_archive --------------------------------------------------------------------------------------------------
+
+def test_shipped_local_images_name_their_archives():
+    cat = catalogue()
+    for name in ("comfyui", "comfyui-model-manager", "image-gen"):
+        archive = cat[name]["image_archive"]
+        assert cat[name]["image"].startswith("localhost/") and cat[name]["pull_policy"] == "Never", name
+        assert archive.startswith("/var/lib/dgx-spark/images/") and archive.endswith(".tar") and "{" not in archive
+    assert "image_archive" not in cat["ollama"]
+
+
+@pytest.mark.parametrize("archive,policy,expected", [
+    ("images/comfyui.tar", "Never", "apps_catalogue.comfyui.image_archive: 'images/comfyui.tar' is not an absolute "
+                                    "path on the controller"),
+    ("~/comfyui.tar", "Never", "'~/comfyui.tar' is not an absolute path"),
+    (["/a.tar"], "Never", "['/a.tar'] is not an absolute path"),
+    ("/var/lib/images/", "Never", "apps_catalogue.comfyui.image_archive: '/var/lib/images/' is a directory"),
+    ("/var/lib/comfyui.tar", "Always", "apps_catalogue.comfyui.image_archive: with pull_policy Always the kubelet pulls "
+                                       "localhost/comfyui:v0.9.1-arm64 from its registry at every start"),
+])
+def test_bad_image_archive(archive, policy, expected):
+    cat = catalogue()
+    cat["comfyui"]["image_archive"] = archive
+    cat["comfyui"]["pull_policy"] = policy
+    one(check(cat), expected)
+
+
+def test_an_unrendered_image_archive_is_left_to_the_role_which_sees_it_rendered():
+    # Preflight reads the inventory's values unrendered; the role's plan gets the rendered path and checks it.
+    cat = catalogue()
+    cat["comfyui"]["image_archive"] = "{{ inventory_dir }}/../images/comfyui.tar"
+    assert check(cat) == []
+    cat["comfyui"]["image_archive"] = "inventory/../images/comfyui.tar"
+    one(check(cat), "apps_catalogue.comfyui.image_archive: 'inventory/../images/comfyui.tar' is not an absolute path")
+
+
+def test_image_archive_with_if_not_present_is_sound():
+    cat = catalogue()
+    cat["comfyui"]["pull_policy"] = "IfNotPresent"
+    assert check(cat) == []
+
+
+def test_image_imports_per_node_for_apps_started_or_stopped():
+    apps = plan(overrides={"image-gen": {"enabled": True}})
+    assert core.image_imports(apps) == [
+        {"node": "spark-2959", "app": "comfyui", "image": "localhost/comfyui:v0.9.1-arm64",
+         "archive": "/var/lib/dgx-spark/images/comfyui-v0.9.1-arm64.tar"},
+        {"node": "spark-2959", "app": "comfyui-model-manager", "image": "localhost/comfyui-model-manager:1.0.0",
+         "archive": "/var/lib/dgx-spark/images/comfyui-model-manager-1.0.0.tar"},
+        {"node": "spark-2959", "app": "image-gen", "image": "localhost/image-gen:1.0.0",
+         "archive": "/var/lib/dgx-spark/images/image-gen-1.0.0.tar"},
+        {"node": "spark-ba63", "app": "image-gen", "image": "localhost/image-gen:1.0.0",
+         "archive": "/var/lib/dgx-spark/images/image-gen-1.0.0.tar"},
+    ]
+    # Removed apps import nothing; apps not acted on are not listed.
+    assert core.image_imports(plan(selected=["comfyui"], run_state="absent")) == []
+    assert core.image_imports(plan(selected=["ollama", "openwebui"])) == []
+
+
+def test_image_imports_once_per_node_and_image():
+    image = "localhost/shared:1.0.0"
+    overrides = {"comfyui": {"image": image, "image_archive": "/srv/b.tar"},
+                 "comfyui-model-manager": {"image": image, "image_archive": "/srv/a.tar"},
+                 "openwebui": {"image": image, "image_archive": "/srv/c.tar"}}
+    assert check(overrides=overrides) == []
+    assert [(item["node"], item["app"], item["archive"]) for item in core.image_imports(plan(overrides=overrides))] == [
+        ("spark-2959", "comfyui", "/srv/b.tar"), ("spark-ba63", "openwebui", "/srv/c.tar")]
+
+
+# --- cache_job ------------------------------------------------------------------------------------------------------
+
+GEN_STARTED = {"image-gen": {"enabled": True, "state": "started"}, "ollama": {"state": "stopped"}}
+
+
+def test_shipped_image_gen_downloads_its_model_into_the_claims_cache():
+    gen = catalogue()["image-gen"]
+    job = gen["cache_job"]
+    assert job["env"] == {"MODEL_REPO": "Qwen/Qwen-Image-2512"}
+    assert job["command"] == ["python", "-c"] and "snapshot_download(os.environ['MODEL_REPO'])" in job["args"][0]
+    assert gen["env"]["HF_HOME"] == "/models/huggingface"
+    assert gen["storage"]["mounts"] == [{"path": "/generated", "sub_path": "output"},
+                                        {"path": "/models/huggingface", "sub_path": "hf-cache"}]
+
+
+def test_started_app_runs_its_cache_job_before_its_deployment():
+    gen = by_name(plan(overrides=GEN_STARTED))["image-gen"]
+    assert [item["kind"] for item in gen["present"]] == ["PersistentVolumeClaim", "Job", "Deployment", "Service"]
+    job = obj(gen, "Job")
+    name = job["metadata"]["name"]
+    assert name.startswith("image-gen-cache-") and len(name) == len("image-gen-cache-") + 8
+    int(name[-8:], 16)
+    assert gen["cache_job"] == {"name": name, "timeout": 7200}
+    assert job["metadata"]["namespace"] == "image-gen"
+    assert job["metadata"]["labels"] == {"app.kubernetes.io/name": "image-gen", "app.kubernetes.io/part-of":
+                                         "dgx-spark-apps", "app.kubernetes.io/managed-by": "dgx_spark.cluster",
+                                         "dgx-spark.cluster/cache-job": "true"}
+    assert job["spec"]["backoffLimit"] == 2 and "ttlSecondsAfterFinished" not in job["spec"]
+    pod = job["spec"]["template"]["spec"]
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    # The pod is no endpoint of the app's Service and no peer of its anti-affinity: no app name label.
+    assert "app.kubernetes.io/name" not in labels and labels["dgx-spark.cluster/cache-job"] == "true"
+    assert pod["restartPolicy"] == "OnFailure"
+    assert pod["nodeSelector"] == {"kubernetes.io/hostname": "spark-2959"}
+    assert pod["tolerations"] == [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists",
+                                   "effect": "NoSchedule"}]
+    assert "runtimeClassName" not in pod
+    assert pod["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": "image-gen-output"}}]
+    container = pod["containers"][0]
+    assert container["image"] == "localhost/image-gen:1.0.0" and container["imagePullPolicy"] == "Never"
+    assert container["command"] == ["python", "-c"] and len(container["args"]) == 1
+    assert "resources" not in container
+    assert container["volumeMounts"] == [
+        {"name": "data", "mountPath": "/generated", "subPath": "output"},
+        {"name": "data", "mountPath": "/models/huggingface", "subPath": "hf-cache"}]
+    env = dict((item["name"], item) for item in container["env"])
+    assert env["MODEL_REPO"]["value"] == "Qwen/Qwen-Image-2512" and env["HF_HOME"]["value"] == "/models/huggingface"
+    assert env["HF_TOKEN"] == {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
+        "name": "image-gen-hf-token", "key": "token", "optional": True}}}
+    # The Deployment reads the same cache through the same mounts.
+    deployment = obj(gen, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert deployment["volumeMounts"][:2] == container["volumeMounts"]
+    assert {"name": "HF_HOME", "value": "/models/huggingface"} in deployment["env"]
+
+
+def test_cache_job_env_over_the_apps_and_its_name_follows_its_pod_spec():
+    first = obj(by_name(plan(overrides=GEN_STARTED))["image-gen"], "Job")
+    again = obj(by_name(plan(overrides=GEN_STARTED))["image-gen"], "Job")
+    assert first == again
+    overrides = copy.deepcopy(GEN_STARTED)
+    overrides["image-gen"]["cache_job"] = {"env": {"MODEL_REPO": "stabilityai/sdxl", "HF_HOME": "/elsewhere"}}
+    changed = obj(by_name(plan(overrides=overrides))["image-gen"], "Job")
+    env = dict((item["name"], item.get("value")) for item in changed["spec"]["template"]["spec"]["containers"][0]["env"])
+    assert env["MODEL_REPO"] == "stabilityai/sdxl" and env["HF_HOME"] == "/elsewhere"
+    assert changed["metadata"]["name"] != first["metadata"]["name"]
+    # A changed Deployment alone (replicas, probes) leaves the Job as it is.
+    overrides = copy.deepcopy(GEN_STARTED)
+    overrides["image-gen"]["startup_timeout"] = 1200
+    assert obj(by_name(plan(overrides=overrides))["image-gen"], "Job") == first
+
+
+def test_cache_job_on_a_read_write_once_claim_runs_on_the_apps_node():
+    overrides = {"ollama": {"cache_job": {"command": ["ollama", "--version"]}}}
+    assert check(overrides=overrides) == []
+    ollama = by_name(plan(overrides=overrides))["ollama"]
+    assert [item["kind"] for item in ollama["present"]] == ["PersistentVolumeClaim", "Job", "Deployment", "Service"]
+    pod = obj(ollama, "Job")["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"kubernetes.io/hostname": "spark-2959"}
+    assert pod["containers"][0]["volumeMounts"] == [{"name": "data", "mountPath": "/root/.ollama"}]
+    assert "args" not in pod["containers"][0] and ollama["cache_job"]["timeout"] is None
+
+
+def test_cache_job_only_for_started_apps_and_removed_by_label_with_the_app():
+    overrides = copy.deepcopy(GEN_STARTED)
+    overrides["image-gen"]["state"] = "stopped"
+    stopped = by_name(plan(overrides=overrides))["image-gen"]
+    assert [item["kind"] for item in stopped["present"]] == ["PersistentVolumeClaim", "Deployment", "Service"]
+    assert stopped["cache_job"] is None
+    overrides["image-gen"]["state"] = "absent"
+    absent = by_name(plan(overrides=overrides))["image-gen"]
+    assert absent["jobs_selector"] == "app.kubernetes.io/name=image-gen,dgx-spark.cluster/cache-job=true"
+    assert "Job" not in [ref["kind"] for ref in absent["absent"]]
+
+
+@pytest.mark.parametrize("job,expected", [
+    (["python"], "apps_catalogue.image-gen.cache_job: must be a mapping {command, args, env, timeout}"),
+    ({"command": ["true"], "retries": 3}, "apps_catalogue.image-gen.cache_job: unknown field(s) retries"),
+    ({"args": ["x"]}, "apps_catalogue.image-gen.cache_job.command: the command the Job runs, a list of strings"),
+    ({"command": []}, "apps_catalogue.image-gen.cache_job.command"),
+    ({"command": "python -c x"}, "apps_catalogue.image-gen.cache_job.command"),
+    ({"command": ["python", 3]}, "apps_catalogue.image-gen.cache_job.command"),
+    ({"command": ["true"], "args": "x"}, "apps_catalogue.image-gen.cache_job.args: must be a list of strings"),
+    ({"command": ["true"], "env": ["A=1"]}, "apps_catalogue.image-gen.cache_job.env: must be a mapping"),
+    ({"command": ["true"], "env": {"BAD-NAME": "1"}}, "apps_catalogue.image-gen.cache_job.env: 'BAD-NAME' is not"),
+    ({"command": ["true"], "env": {"A": [1]}}, "apps_catalogue.image-gen.cache_job.env.A: must be a plain value"),
+    ({"command": ["true"], "timeout": 0}, "apps_catalogue.image-gen.cache_job.timeout: 0 is not a number of seconds"),
+    ({"command": ["true"], "timeout": "soon"}, "apps_catalogue.image-gen.cache_job.timeout: 'soon'"),
+])
+def test_bad_cache_job(job, expected):
+    cat = catalogue()
+    cat["image-gen"]["cache_job"] = job
+    one(check(cat, overrides={"image-gen": {"enabled": True}}), expected)
+
+
+def test_cache_job_of_an_app_whose_name_is_too_long_for_the_jobs():
+    cat = catalogue()
+    name = "a" * 50
+    cat[name] = dict(copy.deepcopy(cat["openwebui"]), address="192.168.86.215",
+                     cache_job={"command": ["true"]})
+    one(check(cat), "apps_catalogue.%s.cache_job: the Job's name %s-cache-<8 hex> would be longer than 63" % (name, name))
+
+
+def test_apply_steps_wait_for_the_job_and_the_rollout_of_started_apps():
+    overrides = copy.deepcopy(GEN_STARTED)
+    steps = core.apply_steps(plan(overrides=overrides), ready_timeout=900)
+    waits = [(step["app"], step["object"]["kind"], step["wait"], step["wait_condition"], step["wait_timeout"])
+             for step in steps if step["app"] in ("image-gen", "openwebui", "ollama")]
+    assert waits == [
+        ("openwebui", "PersistentVolumeClaim", False, None, 900), ("openwebui", "Deployment", True, None, 900),
+        ("openwebui", "Service", False, None, 900),
+        ("ollama", "PersistentVolumeClaim", False, None, 900), ("ollama", "Deployment", False, None, 900),
+        ("ollama", "Service", False, None, 900),
+        ("image-gen", "PersistentVolumeClaim", False, None, 900),
+        ("image-gen", "Job", True, {"type": "Complete", "status": "True"}, 7200),
+        ("image-gen", "Deployment", True, None, 900), ("image-gen", "Service", False, None, 900)]
+    assert [step["object"] for step in steps] == [item for app in plan(overrides=overrides) for item in app["present"]]
+    # A Job without its own timeout waits as long as a rollout.
+    cat = catalogue()
+    del cat["image-gen"]["cache_job"]["timeout"]
+    job_steps = [step for step in core.apply_steps(plan(cat, overrides=GEN_STARTED), 900) if step["object"]["kind"] == "Job"]
+    assert [step["wait_timeout"] for step in job_steps] == [900]
+
+
+def test_image_gen_runs_one_replica_on_each_node_never_two_on_one():
+    gen = by_name(plan(overrides=GEN_STARTED))["image-gen"]
+    deployment = obj(gen, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    affinity = deployment["spec"]["template"]["spec"]["affinity"]
+    assert affinity["podAntiAffinity"] == {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app.kubernetes.io/name": "image-gen"}},
+         "topologyKey": "kubernetes.io/hostname"}]}
+    assert affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"] == [
+        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In",
+                               "values": ["spark-2959", "spark-ba63"]}]}]
+    assert deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == "image-gen"
+
+
+# --- extra apps -------------------------------------------------------------------------------------------------------
+
+def test_extra_apps_may_be_named_and_unknown_names_list_them():
+    assert check(selected="ollama,dashboard", extra_apps=["dashboard"]) == []
+    one(check(selected="dashboard"), "apps: unknown app 'dashboard'")
+    problem = one(check(selected="dashbaord", extra_apps=["dashboard"]), "apps: unknown app 'dashbaord'")
+    assert problem.endswith("; the extra apps dashboard)")
+    one(check(extra_apps=["ollama"]), "apps_catalogue.ollama: ollama is also an extra app of this run")
+    # Named alone, no catalogue app is acted on.
+    assert plan(selected=["dashboard"]) == []
+
+
+@pytest.mark.parametrize("selected,state,expected", [
+    ([], "inventory", {"dashboard": "inventory"}),
+    (["dashboard"], "stopped", {"dashboard": "stopped"}),
+    (["ollama"], "absent", {}),
+    (["ollama", "dashboard"], None, {"dashboard": "inventory"}),
+])
+def test_extras(selected, state, expected):
+    assert core.extras(["dashboard"], selected, state) == expected
+    assert core.extras(None, selected, state) == {}

@@ -42,7 +42,7 @@ def test_writes_the_finished_report_0600_in_a_new_0700_directory_and_warns_when_
     assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(str(path.parent)).st_mode) == 0o700
     assert warnings == ["cluster health is DEGRADED: %s" % "; ".join(result["degradations"])]
-    assert [name for name in os.listdir(str(path.parent))] == ["cluster-health.json"]  # no temporary file left
+    assert os.listdir(str(path.parent)) == ["cluster-health.json"]  # no temporary file left
 
 
 def test_an_existing_report_is_replaced(monkeypatch, tmp_path):
