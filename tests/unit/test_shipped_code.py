@@ -38,7 +38,8 @@ def glue_lines(path):
 
 
 # Module files that are glue: argument spec, a short main(); decisions in module_utils cores, I/O in *_io.py.
-@pytest.mark.parametrize("module", ["fabric_ip", "kubeadm_node", "cni_cleanup", "cluster_lock", "wake_on_lan"])
+@pytest.mark.parametrize("module", ["fabric_ip", "kubeadm_node", "cni_cleanup", "cluster_lock", "wake_on_lan",
+                                    "health_report", "ollama_models", "containerd_image"])
 def test_module_files_are_glue(module):
     assert glue_lines(os.path.join(REPO, "plugins", "modules", module + ".py")) <= 60
 
