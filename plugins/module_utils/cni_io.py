@@ -229,9 +229,19 @@ def remove_planned(runner, plan, warn):
 
 
 def restart_services(runner, units):
-    """Restart ``units`` in order (a failure ends the module); returns the units restarted."""
+    """Restart ``units`` in order (a failure ends the module); returns the units restarted. A restart that hangs in
+    its stop (the process ignores its stop signal, as a kubelet stuck in the kernel does, and systemd waits) is ended
+    as the worker's forced reset ends one: the unit's processes are killed with SIGKILL, so the pending restart job
+    completes, and the unit is started."""
     systemctl = runner.binary("systemctl")
     for unit in units:
-        runner.run(cni.systemctl_restart_argv(systemctl, unit), timeout=RESTART_TIMEOUT,
-                   msg="restarting %s after the CNI cleanup failed" % unit)
+        argv = cni.systemctl_restart_argv(systemctl, unit)
+        rc, out, err = runner.run(argv, check=False, timeout=RESTART_TIMEOUT)
+        if rc == 124:
+            runner.run([systemctl, "kill", "--signal=SIGKILL", unit], timeout=30,
+                       msg="killing %s, whose restart hung in its stop, failed" % unit)
+            argv = [systemctl, "start", unit]
+            rc, out, err = runner.run(argv, check=False, timeout=RESTART_TIMEOUT)
+        if rc != 0:
+            runner.fail("restarting %s after the CNI cleanup failed" % unit, argv, rc, out, err)
     return list(units)

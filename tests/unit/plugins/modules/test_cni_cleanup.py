@@ -219,3 +219,33 @@ def test_netns_removal_failure_fails_with_details(tmp_path, monkeypatch):
     assert result["msg"].startswith("could not remove all stale CNI state: ")
     assert "cni-stale: EBUSY" in result["msg"]
     assert not any(c[:2] == ["systemctl", "restart"] for c in short(calls))
+
+
+def test_a_restart_that_hangs_in_its_stop_is_ended_by_sigkill_then_a_start(tmp_path, monkeypatch):
+    # The kubelet of fault 6: its stop signal ignored, systemd waiting; `timeout` ends systemctl with rc 124.
+    dirs = build(tmp_path)
+    plain = responder()
+
+    def respond(argv):
+        if argv[1:] == ["restart", "kubelet"]:
+            return 124, "", ""
+        return plain(argv)
+
+    result, calls, unused = run(dirs, monkeypatch, tmp_path, respond=respond)
+    assert mutating(calls)[-4:] == [["systemctl", "restart", "containerd"], ["systemctl", "restart", "kubelet"],
+                                    ["systemctl", "kill", "--signal=SIGKILL", "kubelet"], ["systemctl", "start", "kubelet"]]
+    assert result["restarted"] == ["containerd", "kubelet"] and not result.get("failed")
+
+
+def test_a_unit_that_does_not_start_after_the_kill_fails_naming_it(tmp_path, monkeypatch):
+    dirs = build(tmp_path)
+    plain = responder()
+
+    def respond(argv):
+        if argv[1:] in (["restart", "kubelet"], ["start", "kubelet"]):
+            return 124, "", ""
+        return plain(argv)
+
+    result, unused_calls, unused = run(dirs, monkeypatch, tmp_path, respond=respond)
+    assert result["failed"] and result["msg"] == "restarting kubelet after the CNI cleanup failed (timed out)"
+    assert result["cmd"].endswith("systemctl start kubelet")
