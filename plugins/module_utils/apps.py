@@ -78,7 +78,8 @@ class AppsInputError(ValueError):
 _TRUE = frozenset(["true", "yes", "on", "1", "y", "t"])
 
 
-def _bool(value, default=False):
+def truthy(value, default=False):
+    """A boolean from a YAML or extra-vars value (``"yes"``, ``"1"``, ``True``, ...); ``default`` for None."""
     if value is None:
         return default
     if isinstance(value, bool):
@@ -245,6 +246,13 @@ def _check_resources(label, resources, problems):
                                 % (label, part, key, value))
 
 
+def _check_fields(where, mapping, known, problems):
+    """A field ``mapping`` may not hold (a typo such as "gpu" or "adress") is refused, not silently ignored."""
+    unknown = sorted(set(mapping) - known)
+    if unknown:
+        problems.append("%s: unknown field(s) %s (known: %s)" % (where, ", ".join(unknown), ", ".join(sorted(known))))
+
+
 def _check_storage(label, name, entry, all_entries, problems):
     storage = entry.get("storage")
     if storage in (None, {}):
@@ -252,10 +260,7 @@ def _check_storage(label, name, entry, all_entries, problems):
     if not isinstance(storage, dict):
         problems.append("%s.storage: must be a mapping (size, class, mounts), got %r" % (label, storage))
         return
-    unknown = sorted(set(storage) - STORAGE_FIELDS)
-    if unknown:
-        known = ", ".join(sorted(STORAGE_FIELDS))
-        problems.append("%s.storage: unknown field(s) %s (known: %s)" % (label, ", ".join(unknown), known))
+    _check_fields("%s.storage" % label, storage, STORAGE_FIELDS, problems)
     mounts = storage.get("mounts")
     if not isinstance(mounts, list) or not mounts:
         problems.append("%s.storage.mounts: list where the claim is mounted, each {path, sub_path}" % label)
@@ -286,7 +291,7 @@ def _check_storage(label, name, entry, all_entries, problems):
         for field in ("size", "class", "access_mode", "claim"):
             if field in storage:
                 problems.append("%s.storage.%s: the claim is %s's (shared_with); set it there" % (label, field, owner))
-        if not _bool(other.get("enabled"), True):
+        if not truthy(other.get("enabled"), True):
             problems.append("%s.storage.shared_with: %s is not enabled (apps_catalogue.%s.enabled), so its claim is "
                             "not managed" % (label, owner, owner))
         mode = other["storage"].get("access_mode") or "ReadWriteOnce"
@@ -321,9 +326,7 @@ def _check_preset(label, entry, presets, problems):
     if not isinstance(body, dict):
         problems.append("%s: must be a mapping (model, dtype, max_model_len, ...), got %r" % (where, body))
         return
-    unknown = sorted(set(body) - PRESET_FIELDS)
-    if unknown:
-        problems.append("%s: unknown field(s) %s (known: %s)" % (where, ", ".join(unknown), ", ".join(sorted(PRESET_FIELDS))))
+    _check_fields(where, body, PRESET_FIELDS, problems)
     if not body.get("model"):
         problems.append("%s.model: the model to serve is missing" % where)
     if body.get("max_model_len") is not None and (_int(body.get("max_model_len")) or 0) < 1:
@@ -406,10 +409,7 @@ def _check_cache_job(label, name, entry, problems):
     if not isinstance(job, dict):
         problems.append("%s: must be a mapping {command, args, env, timeout}, got %r" % (where, job))
         return
-    unknown = sorted(set(job) - CACHE_JOB_FIELDS)
-    if unknown:
-        known = ", ".join(sorted(CACHE_JOB_FIELDS))
-        problems.append("%s: unknown field(s) %s (known: %s)" % (where, ", ".join(unknown), known))
+    _check_fields(where, job, CACHE_JOB_FIELDS, problems)
     command = job.get("command")
     if not isinstance(command, list) or not command or not all(isinstance(item, str) and item for item in command):
         problems.append("%s.command: the command the Job runs, a list of strings (such as [python, -c]), got %r"
@@ -435,9 +435,7 @@ def _check_cache_job(label, name, entry, problems):
 
 def _check_entry(name, entry, all_entries, nodes, ranges, presets, problems):
     label = "apps_catalogue.%s" % name
-    unknown = sorted(set(entry) - FIELDS)
-    if unknown:
-        problems.append("%s: unknown field(s) %s (known: %s)" % (label, ", ".join(unknown), ", ".join(sorted(FIELDS))))
+    _check_fields(label, entry, FIELDS, problems)
     if not NAME_RE.match(name):
         problems.append("%s: the name must be lower-case letters, digits and '-', starting with a letter (it names "
                         "the app's Deployment and Service)" % label)
@@ -552,7 +550,7 @@ def check_catalogue(catalogue, nodes, pool, overrides=None, presets=None, select
             problems.append("apps_overrides.%s: not an app of apps_catalogue (%s)" % (name, ", ".join(known)))
         elif not isinstance(entry, dict):
             problems.append("apps_catalogue.%s: must be a mapping of the app's fields, got %r" % (name, entry))
-    enabled = [name for name in known if _bool(all_entries[name].get("enabled"), True)]
+    enabled = [name for name in known if truthy(all_entries[name].get("enabled"), True)]
     extra = names_of(extra_apps)
     for name in extra:
         if name in known:
@@ -610,7 +608,7 @@ def check_catalogue(catalogue, nodes, pool, overrides=None, presets=None, select
         elif name not in acted or states.get(name) != "absent":
             problems.append("apps_purge_confirm: names %s, which this run does not remove (its state is %s); purge only "
                             "goes with absent" % (name, states.get(name, "not acted on")))
-    if _bool(purge):
+    if truthy(purge):
         for name in acted:
             if states[name] == "absent" and name not in confirmed:
                 problems.append("apps_purge: %s is removed with purge, which deletes its claim and data, but "
@@ -914,7 +912,7 @@ def plan(catalogue, overrides=None, presets=None, selected=None, run_state="inve
     confirmed = names_of(purge_confirm)
     apps = []
     for name, entry in all_entries.items():
-        if not isinstance(entry, dict) or entry.get("_override_only") or not _bool(entry.get("enabled"), True):
+        if not isinstance(entry, dict) or entry.get("_override_only") or not truthy(entry.get("enabled"), True):
             continue
         if chosen and name not in chosen:
             continue
@@ -923,7 +921,7 @@ def plan(catalogue, overrides=None, presets=None, selected=None, run_state="inve
             raise AppsInputError("%s: state %r is not one of %s" % (name, state, ", ".join(STATES)))
         space = _namespace(entry, namespace)
         placed = _nodes_of(entry)
-        hf_secret = "%s-hf-token" % name if _bool(entry.get("hf_token")) else None
+        hf_secret = "%s-hf-token" % name if truthy(entry.get("hf_token")) else None
         replicas = len(placed) if state == "started" else 0
         objects = []
         owned = entry.get("storage") and not (entry.get("storage") or {}).get("shared_with")
@@ -952,14 +950,14 @@ def plan(catalogue, overrides=None, presets=None, selected=None, run_state="inve
         if state == "absent":
             # The workload first, the claim (when purged) last: its pods must be gone before it can go.
             for obj in objects[::-1]:
-                if obj["kind"] == "PersistentVolumeClaim" and not (_bool(purge) and name in confirmed):
+                if obj["kind"] == "PersistentVolumeClaim" and not (truthy(purge) and name in confirmed):
                     item["kept"].append(_ref(obj))
                 elif obj["kind"] != "PersistentVolumeClaim":
                     item["absent"].append(_ref(obj))
             if hf_secret:
                 item["absent"].append({"apiVersion": "v1", "kind": "Secret",
                                        "metadata": {"name": hf_secret, "namespace": space}})
-            if owned and _bool(purge) and name in confirmed:
+            if owned and truthy(purge) and name in confirmed:
                 item["absent"].append(_ref(objects[0]))
         else:
             item["present"] = objects

@@ -24,13 +24,13 @@ __metaclass__ = type
 
 import base64
 import binascii
-import copy
 import ipaddress
 import posixpath
 import re
 
 from ansible_collections.dgx_spark.cluster.plugins.module_utils.addons import version_problem
-from ansible_collections.dgx_spark.cluster.plugins.module_utils.apps import LB_ANNOTATION, entries, in_pool, pool_ranges
+from ansible_collections.dgx_spark.cluster.plugins.module_utils.apps import (
+    LB_ANNOTATION, entries, in_pool, merge, pool_ranges, truthy)
 
 STATES = ("started", "stopped", "absent")
 # dashboard_run_state: "inventory" keeps dashboard_state.
@@ -50,29 +50,10 @@ ACCOUNTS = (
 # subchart's own (<release>-kong), scaled by kong.replicaCount.
 COMPONENTS = (("api", "api"), ("auth", "auth"), ("web", "web"), ("metricsScraper", "metrics-scraper"))
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_TRUE = frozenset(["true", "yes", "on", "1", "y", "t"])
-
-
-def _bool(value, default=False):
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in _TRUE
 
 
 def _is_template(value):
     return isinstance(value, str) and ("{{" in value or "{%" in value)
-
-
-def merge(base, over):
-    """``over`` merged over ``base``, mappings key by key (lists and other values replaced)."""
-    if not isinstance(base, dict) or not isinstance(over, dict):
-        return copy.deepcopy(over)
-    result = copy.deepcopy(base)
-    for key, value in over.items():
-        result[key] = merge(result[key], value) if key in result and isinstance(value, dict) else copy.deepcopy(value)
-    return result
 
 
 def effective_state(state, run_state=None):
@@ -88,7 +69,7 @@ def _app_addresses(catalogue, overrides):
     """Address -> app name of every enabled app of the apps catalogue (overrides merged)."""
     owners = {}
     for name, entry in entries(catalogue or {}, overrides or {}).items():
-        if not isinstance(entry, dict) or entry.get("_override_only") or not _bool(entry.get("enabled"), True):
+        if not isinstance(entry, dict) or entry.get("_override_only") or not truthy(entry.get("enabled"), True):
             continue
         if entry.get("address") not in (None, ""):
             owners.setdefault(str(entry["address"]).strip(), name)
@@ -251,11 +232,11 @@ def deployments(release, namespace, values):
     fullname = _fullname(release, values.get("fullnameOverride"), CHART)
     found = []
     for key, suffix in COMPONENTS:
-        if key == "metricsScraper" and not _bool((values.get(key) or {}).get("enabled"), True):
+        if key == "metricsScraper" and not truthy((values.get(key) or {}).get("enabled"), True):
             continue
         found.append({"kind": "Deployment", "name": "%s-%s" % (fullname, suffix), "namespace": namespace})
     kong = values.get(KONG) or {}
-    if _bool(kong.get("enabled"), True):
+    if truthy(kong.get("enabled"), True):
         found.append({"kind": "Deployment", "name": _fullname(release, kong.get("fullnameOverride"), KONG),
                       "namespace": namespace})
     return found
@@ -273,7 +254,7 @@ def plan(state, run_state=None, admin=False, namespace=CHART, release=CHART, add
     effective = effective_state(state, run_state)
     if effective not in STATES:
         raise ValueError("dashboard state %r is not one of %s" % (effective, ", ".join(STATES)))
-    admin = _bool(admin)
+    admin = truthy(admin)
     files = {"viewer": viewer_file, "admin": admin_file}
     result = {"state": effective, "admin": admin, "namespace": namespace, "release": release,
               "url": "https://%s/" % address if address else None, "release_values": None, "ready": [],

@@ -52,3 +52,18 @@ def patch_run_command(monkeypatch, respond):
 
     monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
     return calls
+
+
+def patch_bin_path(monkeypatch, found):
+    """Make AnsibleModule.get_bin_path find ``found`` (names, plus ``timeout``) under /usr/bin and nothing else: a
+    required binary that is missing fails the module as the real one does."""
+    from ansible.module_utils import basic
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):
+        if name in found or name == "timeout":
+            return "/usr/bin/" + name
+        if required:
+            self.fail_json(msg="no %s" % name)
+        return None
+
+    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", get_bin_path)

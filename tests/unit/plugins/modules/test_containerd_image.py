@@ -9,7 +9,7 @@ from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.dgx_spark.cluster.plugins.modules import containerd_image
-from module_harness import ExitJson, FailJson, load, patch_exits, patch_run_command  # noqa: E402  (sibling helper)
+from module_harness import ExitJson, FailJson, load, patch_bin_path, patch_exits, patch_run_command  # noqa: E402  (sibling helper)
 
 SOCKET = "/run/containerd/containerd.sock"
 COMFYUI = "localhost/comfyui:v0.9.1-arm64"
@@ -50,17 +50,9 @@ def run(monkeypatch, containerd, check_mode=False, diff=False, **args):
     if diff:
         args["_ansible_diff"] = True
     warnings = []
-
-    def get_bin_path(self, name, required=False, opt_dirs=None):
-        if name in ("ctr", "timeout"):
-            return "/usr/bin/" + name
-        if required:
-            self.fail_json(msg="no %s" % name)
-        return None
-
     patch_exits(monkeypatch, warnings)
     calls = patch_run_command(monkeypatch, containerd.respond)
-    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", get_bin_path)
+    patch_bin_path(monkeypatch, ("ctr",))
     with patch_module_args(args):
         with pytest.raises((ExitJson, FailJson)) as caught:
             containerd_image.main()

@@ -6,11 +6,10 @@ import os
 
 import pytest
 
-from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.dgx_spark.cluster.plugins.modules import wake_on_lan
-from module_harness import ExitJson, FailJson, load, patch_exits, patch_run_command  # noqa: E402  (sibling helper)
+from module_harness import ExitJson, FailJson, load, patch_bin_path, patch_exits, patch_run_command  # noqa: E402  (sibling helper)
 
 MAC = "4c:bb:47:2e:29:59"
 
@@ -65,17 +64,9 @@ def run(monkeypatch, node, check_mode=False, diff=False, **args):
     if diff:
         args["_ansible_diff"] = True
     warnings = []
-
-    def get_bin_path(self, name, required=False, opt_dirs=None):
-        if name in node.bins or name == "timeout":
-            return "/usr/bin/" + name
-        if required:
-            self.fail_json(msg="no %s" % name)
-        return None
-
     patch_exits(monkeypatch, warnings)
     calls = patch_run_command(monkeypatch, node.respond)
-    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", get_bin_path)
+    patch_bin_path(monkeypatch, node.bins)
     monkeypatch.setattr(wake_on_lan.power_io, "SYSFS_NET", node.sysfs)
     with patch_module_args(args):
         with pytest.raises((ExitJson, FailJson)) as caught:
